@@ -1,0 +1,275 @@
+// pybind11 bindings for htsr._core: numpy arrays in (any float dtype, strided views, bf16 as
+// uint16/int16 with dtype="bfloat16"), plain numpy/dict results out. No numerics here.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <omp.h>
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "htsr/backend.hpp"
+
+namespace py = pybind11;
+using namespace htsr;
+
+namespace {
+
+Precision parse_precision(const std::string& s) {
+    if (s == "float64") return Precision::Float64;
+    if (s == "float32") return Precision::Float32;
+    throw std::invalid_argument("precision must be 'float64' or 'float32', got '" + s + "'");
+}
+
+Method parse_method(const std::string& s) {
+    if (s == "auto") return Method::Auto;
+    if (s == "gram") return Method::Gram;
+    if (s == "svd") return Method::Svd;
+    throw std::invalid_argument("method must be 'auto', 'gram' or 'svd', got '" + s + "'");
+}
+
+SmallNSelect parse_small_n(const std::string& s) {
+    if (s == "penalized") return SmallNSelect::Penalized;
+    if (s == "ks") return SmallNSelect::KS;
+    throw std::invalid_argument("small_n must be 'penalized' or 'ks', got '" + s + "'");
+}
+
+// A matrix argument: a 2-D numpy array, or (array, dtype_name) to reinterpret 16-bit storage.
+MatrixView to_view(const py::handle& obj, std::vector<py::array>& keep_alive) {
+    std::string override_dtype;
+    py::handle arr_obj = obj;
+    if (py::isinstance<py::tuple>(obj)) {
+        py::tuple t = py::reinterpret_borrow<py::tuple>(obj);
+        if (t.size() != 2) throw std::invalid_argument("a matrix tuple must be (array, dtype_name)");
+        arr_obj = t[0];
+        override_dtype = py::cast<std::string>(t[1]);
+    }
+    if (!py::isinstance<py::array>(arr_obj)) throw std::invalid_argument("expected a numpy array");
+    py::array arr = py::reinterpret_borrow<py::array>(arr_obj);
+    if (arr.ndim() != 2) throw std::invalid_argument("expected a 2-D matrix, got " + std::to_string(arr.ndim()) + " dims");
+    MatrixView v;
+    const char kind = arr.dtype().kind();
+    const auto itemsize = arr.itemsize();
+    if (!override_dtype.empty()) {
+        if (itemsize != 2 || (override_dtype != "bfloat16" && override_dtype != "float16"))
+            throw std::invalid_argument("dtype override '" + override_dtype + "' needs 16-bit storage");
+        v.dtype = override_dtype == "bfloat16" ? DType::BFloat16 : DType::Float16;
+    } else if (kind == 'f' && itemsize == 8) {
+        v.dtype = DType::Float64;
+    } else if (kind == 'f' && itemsize == 4) {
+        v.dtype = DType::Float32;
+    } else if (kind == 'f' && itemsize == 2) {
+        v.dtype = DType::Float16;
+    } else {
+        throw std::invalid_argument("unsupported element type '" + std::string(py::str(arr.dtype())) +
+                                    "' (need float16, bfloat16, float32 or float64)");
+    }
+    if (arr.strides(0) % itemsize != 0 || arr.strides(1) % itemsize != 0)
+        throw std::invalid_argument("matrix strides are not a multiple of the element size");
+    v.data = arr.data();
+    v.rows = arr.shape(0);
+    v.cols = arr.shape(1);
+    v.row_stride = arr.strides(0) / itemsize;
+    v.col_stride = arr.strides(1) / itemsize;
+    keep_alive.push_back(arr);
+    return v;
+}
+
+// layers: a list of (list_of_matrices, scale).
+std::vector<LayerInput> to_layers(const py::list& layers, std::vector<py::array>& keep_alive) {
+    std::vector<LayerInput> out;
+    out.reserve(layers.size());
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+        py::tuple item = py::cast<py::tuple>(layers[i]);
+        if (item.size() != 2) throw std::invalid_argument("each layer must be (matrices, scale)");
+        LayerInput layer;
+        layer.scale = py::cast<double>(item[1]);
+        for (const py::handle& m : py::cast<py::list>(item[0])) layer.slices.push_back(to_view(m, keep_alive));
+        out.push_back(std::move(layer));
+    }
+    return out;
+}
+
+py::array_t<double> to_numpy(std::vector<double>&& v) {
+    auto* heap = new std::vector<double>(std::move(v));
+    py::capsule owner(heap, [](void* p) { delete static_cast<std::vector<double>*>(p); });
+    return py::array_t<double>({static_cast<py::ssize_t>(heap->size())}, {sizeof(double)}, heap->data(), owner);
+}
+
+std::vector<double> to_sorted_evals(const py::array_t<double, py::array::c_style | py::array::forcecast>& evals) {
+    if (evals.ndim() != 1) throw std::invalid_argument("eigenvalues must be a 1-D array");
+    return std::vector<double>(evals.data(), evals.data() + evals.size());
+}
+
+void put_fit(py::dict& d, PowerLawFit& f) {
+    d["alpha"] = f.alpha;
+    d["xmin"] = f.xmin;
+    d["xmax"] = f.xmax;
+    d["D"] = f.D;
+    d["sigma"] = f.sigma;
+    d["num_pl_spikes"] = f.num_pl_spikes;
+    d["num_fitted"] = f.n_fitted;
+    d["status"] = f.status;
+    d["warning"] = f.warning;
+    d["fit_message"] = f.message;
+    if (!f.alphas.empty() || !f.Ds.empty()) {
+        d["xmins"] = to_numpy(std::move(f.xmins));
+        d["alphas"] = to_numpy(std::move(f.alphas));
+        d["Ds"] = to_numpy(std::move(f.Ds));
+    }
+}
+
+void put_metrics(py::dict& d, const LayerMetrics& m) {
+    d["norm"] = m.norm;
+    d["log_norm"] = m.log_norm;
+    d["spectral_norm"] = m.spectral_norm;
+    d["log_spectral_norm"] = m.log_spectral_norm;
+    d["alpha_weighted"] = m.alpha_weighted;
+    d["log_alpha_norm"] = m.log_alpha_norm;
+    d["stable_rank"] = m.stable_rank;
+    d["matrix_rank"] = m.matrix_rank;
+    d["entropy"] = m.entropy;
+    d["weak_rank_loss"] = m.weak_rank_loss;
+}
+
+void put_spectrum(py::dict& d, LayerSpectrum& s, bool with_evals) {
+    d["error"] = s.error;
+    d["N"] = s.N;
+    d["M"] = s.M;
+    d["num_evals"] = static_cast<long long>(s.evals.size());
+    d["sv_max"] = s.sv_max;
+    d["sv_min"] = s.sv_min;
+    d["lambda_max"] = s.evals.empty() ? 0.0 : s.evals.back();
+    d["rank_loss"] = s.rank_loss;
+    d["svd_fallback"] = s.svd_fallback;
+    d["noise_floor"] = s.noise_floor;
+    if (with_evals) d["evals"] = to_numpy(std::move(s.evals));
+}
+
+PowerLawOptions power_law_options(int xmax, const std::string& small_n, bool candidates, double evals_thresh) {
+    PowerLawOptions o;
+    o.xmax_clip = xmax;
+    o.small_n = parse_small_n(small_n);
+    o.keep_candidates = candidates;
+    o.evals_thresh = evals_thresh;
+    return o;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "htsr compiled core: batched ESDs, power-law fits and spectral metrics (no models, no tables).";
+
+    m.def(
+        "eigenvalues",
+        [](const py::object& matrix, const std::string& precision, const std::string& method, double scale) {
+            std::vector<py::array> keep_alive;
+            const MatrixView view = to_view(matrix, keep_alive);
+            SpectrumOptions opts{parse_precision(precision), parse_method(method)};
+            std::vector<double> evals;
+            {
+                py::gil_scoped_release release;
+                evals = matrix_eigenvalues(view, scale, opts);
+            }
+            return to_numpy(std::move(evals));
+        },
+        py::arg("matrix"), py::arg("precision") = "float64", py::arg("method") = "auto", py::arg("scale") = 1.0,
+        "Eigenvalues of W^T W (squared singular values), ascending. `matrix` is a 2-D float array or "
+        "(uint16_array, 'bfloat16').");
+
+    m.def(
+        "spectra",
+        [](const py::list& layers, const std::string& precision, const std::string& method) {
+            std::vector<py::array> keep_alive;
+            const std::vector<LayerInput> inputs = to_layers(layers, keep_alive);
+            SpectrumOptions opts{parse_precision(precision), parse_method(method)};
+            std::vector<LayerSpectrum> results;
+            {
+                py::gil_scoped_release release;
+                results = make_cpu_backend()->spectra(inputs, opts);
+            }
+            py::list out;
+            for (LayerSpectrum& s : results) {
+                py::dict d;
+                put_spectrum(d, s, true);
+                out.append(d);
+            }
+            return out;
+        },
+        py::arg("layers"), py::arg("precision") = "float64", py::arg("method") = "auto",
+        "Pooled ESDs of many layers in one call. `layers` is a list of (matrices, scale).");
+
+    m.def(
+        "fit_power_law",
+        [](const py::array_t<double, py::array::c_style | py::array::forcecast>& evals, int xmax,
+           const std::string& small_n, bool candidates, double evals_thresh) {
+            std::vector<double> v = to_sorted_evals(evals);
+            PowerLawOptions opts = power_law_options(xmax, small_n, candidates, evals_thresh);
+            PowerLawFit fit;
+            {
+                py::gil_scoped_release release;
+                fit = fit_power_law(v, opts);
+            }
+            py::dict d;
+            put_fit(d, fit);
+            return d;
+        },
+        py::arg("evals"), py::arg("xmax") = 0, py::arg("small_n") = "penalized", py::arg("candidates") = false,
+        py::arg("evals_thresh") = 1e-5,
+        "Power-law fit of ascending eigenvalues over every xmin candidate (spec §3).");
+
+    m.def(
+        "layer_metrics",
+        [](const py::array_t<double, py::array::c_style | py::array::forcecast>& evals, double alpha, std::int64_t N,
+           double tolerance) {
+            const LayerMetrics metrics = layer_metrics(to_sorted_evals(evals), alpha, N, tolerance);
+            py::dict d;
+            put_metrics(d, metrics);
+            return d;
+        },
+        py::arg("evals"), py::arg("alpha"), py::arg("N"), py::arg("tolerance") = 1e-6,
+        "Norm, rank and entropy metrics of one ESD (spec §4).");
+
+    m.def(
+        "analyze_layers",
+        [](const py::list& layers, const std::string& precision, const std::string& method, int xmax,
+           const std::string& small_n, double tolerance, bool candidates, bool return_evals) {
+            std::vector<py::array> keep_alive;
+            const std::vector<LayerInput> inputs = to_layers(layers, keep_alive);
+            AnalysisOptions opts;
+            opts.spectrum = {parse_precision(precision), parse_method(method)};
+            opts.power_law = power_law_options(xmax, small_n, candidates, 1e-5);
+            opts.tolerance = tolerance;
+            std::vector<LayerAnalysis> results;
+            {
+                py::gil_scoped_release release;
+                auto backend = make_cpu_backend();
+                results = analyze_layers(*backend, inputs, opts);
+            }
+            py::list out;
+            for (LayerAnalysis& a : results) {
+                py::dict d;
+                put_spectrum(d, a.spectrum, return_evals);
+                if (a.spectrum.error.empty()) {
+                    put_fit(d, a.fit);
+                    put_metrics(d, a.metrics);
+                }
+                out.append(d);
+            }
+            return out;
+        },
+        py::arg("layers"), py::arg("precision") = "float64", py::arg("method") = "auto", py::arg("xmax") = 0,
+        py::arg("small_n") = "penalized", py::arg("tolerance") = 1e-6, py::arg("candidates") = false,
+        py::arg("return_evals") = false,
+        "Spectra, power-law fits and metrics of many layers in one call; a failing layer gets 'error' set.");
+
+    m.def("float32_error_bound", &float32_error_bound, py::arg("N"), py::arg("M"),
+          "Absolute eigenvalue error bound of the float32 path, in units of lambda_max.");
+    m.def("max_threads", []() { return omp_get_max_threads(); }, "OpenMP threads the core uses.");
+    m.def("set_num_threads", [](int n) {
+        if (n < 1) throw std::invalid_argument("thread count must be >= 1");
+        omp_set_num_threads(n);
+    }, py::arg("n"));
+}

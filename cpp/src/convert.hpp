@@ -1,0 +1,58 @@
+// Element conversion from any stored dtype (f16, bf16, f32, f64) into float or double panels.
+#pragma once
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+#include "htsr/matrix_view.hpp"
+
+namespace htsr::detail {
+
+inline float bf16_to_float(std::uint16_t bits) {
+    std::uint32_t wide = static_cast<std::uint32_t>(bits) << 16;
+    float out;
+    std::memcpy(&out, &wide, sizeof out);
+    return out;
+}
+
+inline float f16_to_float(std::uint16_t h) {
+    const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
+    std::uint32_t exponent = (h >> 10) & 0x1fu;
+    std::uint32_t mantissa = h & 0x3ffu;
+    std::uint32_t bits;
+    if (exponent == 0x1f) {                     // inf / nan
+        bits = sign | 0x7f800000u | (mantissa << 13);
+    } else if (exponent != 0) {                 // normal
+        bits = sign | ((exponent + 112u) << 23) | (mantissa << 13);
+    } else if (mantissa == 0) {                 // signed zero
+        bits = sign;
+    } else {                                    // subnormal: renormalize
+        exponent = 113;
+        while ((mantissa & 0x400u) == 0) {
+            mantissa <<= 1;
+            --exponent;
+        }
+        bits = sign | (exponent << 23) | ((mantissa & 0x3ffu) << 13);
+    }
+    float out;
+    std::memcpy(&out, &bits, sizeof out);
+    return out;
+}
+
+// How a panel of `count` long-side vectors (each of short_side length) is stored:
+// VectorsContiguous: column-major short_side x count (syrk trans='N');
+// ShortIndexContiguous: column-major count x short_side (syrk trans='T').
+// The copy reads the source along its contiguous direction, whichever it is.
+enum class PanelLayout { VectorsContiguous, ShortIndexContiguous };
+
+PanelLayout preferred_layout(const MatrixView& W);
+
+// Copies long-side vectors [first, first+count) of W, times `scale`, into `out` in `layout`.
+// Returns false if a non-finite value was met.
+template <typename T>
+bool gather_panel(const MatrixView& W, std::int64_t first, std::int64_t count, double scale, T* out,
+                  PanelLayout layout);
+
+std::string dtype_name_impl(DType dtype);
+
+}  // namespace htsr::detail

@@ -1,0 +1,146 @@
+// CPU backend: schedules every slice of every layer over OpenMP threads (small matrices) or over
+// threaded LAPACK (large ones), then pools each layer's slices (spec §2).
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <exception>
+#include <limits>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "htsr/backend.hpp"
+#include "lapack.hpp"
+#include "spectrum_detail.hpp"
+
+namespace htsr {
+namespace {
+
+// Below this short side a solve is too small to use several BLAS threads well: run many at once.
+constexpr std::int64_t kParallelMatrixSide = 1536;
+
+struct SliceJob {
+    std::size_t layer = 0, slice = 0;
+    SliceEigenvalues result;
+    std::string error;
+};
+
+void solve(SliceJob& job, const std::vector<LayerInput>& layers, const SpectrumOptions& options) {
+    try {
+        const LayerInput& layer = layers[job.layer];
+        job.result = slice_eigenvalues(layer.slices[job.slice], layer.scale, options);
+    } catch (const std::exception& e) {
+        job.error = e.what();
+    }
+}
+
+LayerSpectrum pool_layer(const LayerInput& layer, std::vector<SliceJob*>& jobs, const SpectrumOptions& options) {
+    LayerSpectrum out;
+    if (layer.slices.empty()) {
+        out.error = "layer has no matrices";
+        return out;
+    }
+    out.N = layer.slices.front().long_side();
+    out.M = layer.slices.front().short_side();
+    for (const SliceJob* job : jobs) {
+        if (!job->error.empty()) {
+            out.error = job->error;
+            return out;
+        }
+    }
+    std::size_t total = 0;
+    for (const SliceJob* job : jobs) total += job->result.evals.size();
+    out.evals.reserve(total);
+    for (const SliceJob* job : jobs) {
+        const std::vector<double>& ev = job->result.evals;
+        const double slice_max = std::sqrt(ev.back()), slice_min = std::sqrt(ev.front());
+        const double N = static_cast<double>(layer.slices[job->slice].long_side());
+        const double tol = slice_max * N * std::numeric_limits<double>::epsilon();
+        long long rank = 0;
+        for (double v : ev) rank += std::sqrt(v) > tol ? 1 : 0;
+        out.rank_loss += static_cast<long long>(ev.size()) - rank;
+        out.sv_max = std::max(out.sv_max, slice_max);
+        out.sv_min = std::max(out.sv_min, slice_min);
+        out.svd_fallback = out.svd_fallback || job->result.svd_fallback;
+        out.evals.insert(out.evals.end(), ev.begin(), ev.end());
+    }
+    if (jobs.size() > 1) std::sort(out.evals.begin(), out.evals.end());
+    if (!(out.sv_max > 0.0)) {
+        out.error = "all-zero matrix: the spectrum is empty";
+        out.evals.clear();
+        return out;
+    }
+    if (options.precision == Precision::Float32 && options.method != Method::Svd)
+        out.noise_floor = float32_error_bound(out.N, out.M) * out.evals.back();
+    return out;
+}
+
+class CpuBackend final : public Backend {
+public:
+    std::string name() const override { return "cpu"; }
+
+    std::vector<LayerSpectrum> spectra(const std::vector<LayerInput>& layers, const SpectrumOptions& options) override {
+        std::vector<SliceJob> jobs;
+        for (std::size_t l = 0; l < layers.size(); ++l)
+            for (std::size_t s = 0; s < layers[l].slices.size(); ++s) jobs.push_back({l, s, {}, {}});
+
+        std::vector<SliceJob*> small, large;
+        for (SliceJob& job : jobs) {
+            const std::int64_t side = layers[job.layer].slices[job.slice].short_side();
+            (side <= kParallelMatrixSide ? small : large).push_back(&job);
+        }
+        if (!small.empty()) {
+            // Many small solves: one per OpenMP thread, each with a single-threaded BLAS.
+            lapack::BlasThreads single(1);
+#pragma omp parallel for schedule(dynamic, 1)
+            for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(small.size()); ++i)
+                solve(*small[static_cast<std::size_t>(i)], layers, options);
+        }
+        if (!large.empty()) {
+            // Large solves one at a time, each using every core through BLAS/LAPACK.
+            lapack::BlasThreads all(omp_get_max_threads());
+            for (SliceJob* job : large) solve(*job, layers, options);
+        }
+
+        std::vector<std::vector<SliceJob*>> by_layer(layers.size());
+        for (SliceJob& job : jobs) by_layer[job.layer].push_back(&job);
+        std::vector<LayerSpectrum> out(layers.size());
+        for (std::size_t l = 0; l < layers.size(); ++l) out[l] = pool_layer(layers[l], by_layer[l], options);
+        return out;
+    }
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+
+std::vector<LayerAnalysis> analyze_layers(Backend& backend, const std::vector<LayerInput>& layers,
+                                          const AnalysisOptions& options) {
+    std::vector<LayerSpectrum> spectra = backend.spectra(layers, options.spectrum);
+    std::vector<LayerAnalysis> out(layers.size());
+    for (std::size_t l = 0; l < layers.size(); ++l) out[l].spectrum = std::move(spectra[l]);
+
+    // Big fits first, each parallel inside over xmin candidates; then the rest in parallel across layers.
+    std::vector<std::size_t> order(layers.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+        return out[a].spectrum.evals.size() > out[b].spectrum.evals.size();
+    });
+    auto fit_one = [&](std::size_t l) {
+        LayerAnalysis& a = out[l];
+        if (!a.spectrum.error.empty()) return;
+        a.fit = fit_power_law(a.spectrum.evals, options.power_law);
+        a.metrics = layer_metrics(a.spectrum.evals, a.fit.alpha, a.spectrum.N, options.tolerance);
+    };
+    constexpr std::size_t kBigFit = 4096;
+    std::size_t first_small = 0;
+    while (first_small < order.size() && out[order[first_small]].spectrum.evals.size() >= kBigFit)
+        fit_one(order[first_small++]);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (std::ptrdiff_t i = static_cast<std::ptrdiff_t>(first_small); i < static_cast<std::ptrdiff_t>(order.size()); ++i)
+        fit_one(order[static_cast<std::size_t>(i)]);
+    return out;
+}
+
+}  // namespace htsr

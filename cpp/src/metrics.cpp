@@ -1,0 +1,44 @@
+// Layer metrics from the ESD (spec §4), plus weak_rank_loss (spec §2).
+#include "htsr/metrics.hpp"
+
+#include <cmath>
+#include <limits>
+
+namespace htsr {
+
+LayerMetrics layer_metrics(const std::vector<double>& evals, double alpha, std::int64_t N, double tolerance) {
+    LayerMetrics m;
+    if (evals.empty()) return m;
+    long double sum = 0.0L, sum_pow_alpha = 0.0L;
+    double lambda_max = 0.0;
+    for (double v : evals) {
+        sum += v;
+        sum_pow_alpha += std::pow(v, alpha);
+        lambda_max = v > lambda_max ? v : lambda_max;
+        if (v < tolerance) ++m.weak_rank_loss;
+    }
+    m.norm = static_cast<double>(sum);
+    m.log_norm = std::log10(m.norm);
+    m.spectral_norm = lambda_max;
+    m.log_spectral_norm = std::log10(lambda_max);
+    m.alpha_weighted = alpha * m.log_spectral_norm;
+    m.log_alpha_norm = std::log10(static_cast<double>(sum_pow_alpha));
+    m.stable_rank = m.norm / m.spectral_norm;
+
+    // Rank as numpy's matrix_rank on the singular values: sigma > sigma_max * N * eps64.
+    const double tol = std::sqrt(lambda_max) * static_cast<double>(N) * std::numeric_limits<double>::epsilon();
+    for (double v : evals)
+        if (std::sqrt(v) > tol) ++m.matrix_rank;
+
+    // Compatible matrix entropy: p = lambda/sum + 1e-10, normalized by ln(rank + 1e-10).
+    constexpr double kEpsilon = 1e-10;
+    long double plogp = 0.0L;
+    for (double v : evals) {
+        const double p = v / m.norm + kEpsilon;
+        plogp += p * std::log(p);
+    }
+    m.entropy = static_cast<double>(-plogp) / std::log(static_cast<double>(m.matrix_rank) + kEpsilon);
+    return m;
+}
+
+}  // namespace htsr
