@@ -1,0 +1,191 @@
+"""Drives the core over a model's layers: select, plan, batch, analyze; one row per layer.
+
+A failure in one layer (bad dtype, NaN, all zeros, odd shape) becomes that layer's failed row; the
+other layers are analyzed normally."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Iterable, Iterator, List, Optional
+
+import pandas as pd
+
+from ._native import core
+from .errors import LayerError
+from .layers import ANALYZABLE_TYPES, CONV2D, LayerEntry, LayerPlan, matrix_dims, plan_layer, validate
+from .results import DESCRIBE_COLUMNS, failed_row, make_table, success_row
+from .selection import LayerSelection
+from .sources import iter_layers
+
+# Layers are sent to the core in batches: many small layers per call (parallel across layers in C++,
+# no per-layer Python overhead), bounded so that only a few large tensors are resident at a time.
+BATCH_BYTES = 512 * 1024 * 1024
+BATCH_LAYERS = 256
+
+
+@dataclass
+class Options:
+    min_evals: int = 8
+    max_evals: Optional[int] = None
+    max_N: Optional[int] = None
+    pool: bool = True
+    conv2d_norm: bool = True
+    xmax: Optional[int] = None
+    tolerance: float = 1e-6
+    precision: str = "float64"
+    method: str = "auto"
+    small_n: str = "penalized"
+
+    def check(self) -> None:
+        if self.precision not in ("float64", "float32"):
+            raise ValueError(f"precision must be 'float64' or 'float32', got {self.precision!r}")
+        if self.method not in ("auto", "gram", "svd"):
+            raise ValueError(f"method must be 'auto', 'gram' or 'svd', got {self.method!r}")
+        if self.xmax is not None and (isinstance(self.xmax, bool) or not isinstance(self.xmax, int) or self.xmax < 0):
+            raise ValueError(f"xmax must be None or a non-negative int (eigenvalues to drop), got {self.xmax!r}")
+        if not self.pool:
+            raise NotImplementedError("pool=False (one row per conv slice) is not supported yet")
+
+
+def size_filter_reason(N: int, M: int, rf: int, opts: Options) -> Optional[str]:
+    """Why the size filters of spec §1 skip a layer, or None to keep it."""
+    n_evals = M * rf
+    if opts.min_evals and n_evals < opts.min_evals:
+        return "too few eigenvalues"
+    if opts.max_evals and n_evals > opts.max_evals:
+        return "too many eigenvalues"
+    if opts.max_N and N > opts.max_N:
+        return "N too large"
+    return None
+
+
+def selected_entries(model, layers, opts: Options, start_ids: int, exact_names: bool) -> Iterator[LayerEntry]:
+    selection = LayerSelection.parse(layers, exact_names=exact_names)
+    for entry in iter_layers(model, start_ids):
+        if entry.layer_type in ANALYZABLE_TYPES or entry.layer_type == "unknown":
+            if selection.keeps(entry):
+                yield entry
+
+
+def plan_entries(entries: Iterable[LayerEntry], opts: Options, rows: List[Dict]) -> Iterator[LayerPlan]:
+    """Plans the layers that pass the filters; layers that cannot be analyzed get a failed row."""
+    for entry in entries:
+        try:
+            validate(entry)
+            N, M, rf = matrix_dims(entry)
+            if size_filter_reason(N, M, rf, opts):
+                continue
+            yield plan_layer(entry, conv2d_norm=opts.conv2d_norm)
+        except LayerError as e:
+            rows.append(failed_row(entry, str(e)))
+
+
+def batches(plans: Iterable[LayerPlan]) -> Iterator[List[LayerPlan]]:
+    batch, size = [], 0
+    for plan in plans:
+        batch.append(plan)
+        size += plan.nbytes
+        if size >= BATCH_BYTES or len(batch) >= BATCH_LAYERS:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def analyze_batch(batch: List[LayerPlan], opts: Options, return_esd: bool) -> List[Dict]:
+    results = core.analyze_layers(
+        [(plan.slices, plan.scale) for plan in batch],
+        precision=opts.precision,
+        method=opts.method,
+        xmax=opts.xmax or 0,
+        small_n=opts.small_n,
+        tolerance=opts.tolerance,
+        return_evals=return_esd,
+    )
+    rows = []
+    for plan, result in zip(batch, results):
+        if result["error"]:
+            rows.append(failed_row(plan.entry, f"layer '{plan.entry.longname}': {result['error']}", plan))
+        else:
+            rows.append(success_row(plan, result, opts.precision))
+    return rows
+
+
+def analyze(
+    model,
+    *,
+    layers=None,
+    min_evals: int = 8,
+    max_evals: Optional[int] = None,
+    max_N: Optional[int] = None,
+    pool: bool = True,
+    conv2d_norm: bool = True,
+    xmax: Optional[int] = None,
+    tolerance: float = 1e-6,
+    start_ids: int = 0,
+    precision: str = "float64",
+    method: str = "auto",
+    small_n: str = "penalized",
+    return_esd: bool = False,
+    _exact_names: bool = False,
+) -> pd.DataFrame:
+    """Analyzes every weight matrix of `model` and returns one row per layer.
+
+    Parameters
+    ----------
+    model : torch nn.Module, dict of name -> array/tensor, path to a .safetensors file or a
+        Hugging Face model folder (model.safetensors, or shards with model.safetensors.index.json).
+    layers : ids (negative ids exclude), name regexes (matched against longname; a '-' prefix
+        excludes) and/or layer types ('dense', 'conv1d', 'conv2d', 'embedding'). Default: all.
+    min_evals, max_evals, max_N : size filters (spec §1). No upper caps by default.
+    pool : pool the eigenvalues of Conv2D slices into one ESD (only True is supported so far).
+    conv2d_norm : scale Conv2D slices by sqrt(1/2) (compatible).
+    xmax : drop this many of the largest eigenvalues before fitting.
+    tolerance : eigenvalues below it count in weak_rank_loss.
+    start_ids : the first layer id (0 or 1).
+    precision : 'float64' (exact, default) or 'float32' (faster; eigenvalues carry an absolute
+        error up to float32_error_bound(N, M) * lambda_max, and rows whose smallest eigenvalues fall
+        under it have rank_trusted=False).
+    method : 'auto' (float64 Gram, gesdd when the Gram matrix cannot resolve the small end),
+        'gram' or 'svd' (gesdd, slowest and most accurate).
+    small_n : xmin choice for ESDs of fewer than 20 values: 'penalized' (spec) or 'ks' (as
+        weightwatcher 0.7.7 returns it).
+    return_esd : also return each layer's eigenvalues in an 'esd' column.
+
+    Returns
+    -------
+    pandas.DataFrame with columns layer_id, name, longname, layer_type, N, M, Q, rf, num_evals,
+    has_esd, sv_max, sv_min, lambda_max, rank_loss, weak_rank_loss, alpha, xmin, xmax, D, sigma,
+    num_pl_spikes, status, warning, norm, log_norm, spectral_norm, log_spectral_norm,
+    alpha_weighted, log_alpha_norm, stable_rank, matrix_rank, entropy, dtype, precision,
+    rank_trusted, svd_fallback, message (why a failed row failed).
+    """
+    opts = Options(min_evals, max_evals, max_N, pool, conv2d_norm, xmax, tolerance, precision, method, small_n)
+    opts.check()
+    rows: List[Dict] = []
+    entries = selected_entries(model, layers, opts, start_ids, _exact_names)
+    for batch in batches(plan_entries(entries, opts, rows)):
+        rows.extend(analyze_batch(batch, opts, return_esd))
+    return make_table(rows)
+
+
+def describe(model, *, layers=None, min_evals: int = 8, max_evals: Optional[int] = None,
+             max_N: Optional[int] = None, conv2d_norm: bool = True, start_ids: int = 0,
+             _exact_names: bool = False) -> pd.DataFrame:
+    """The layers `analyze` would analyze, from shapes alone (no weights are read).
+
+    Parameters are those of `analyze`. Returns columns layer_id, name, longname, layer_type, N, M,
+    Q, rf, num_evals, dtype."""
+    opts = Options(min_evals=min_evals, max_evals=max_evals, max_N=max_N, conv2d_norm=conv2d_norm)
+    rows = []
+    for entry in selected_entries(model, layers, opts, start_ids, _exact_names):
+        try:
+            validate(entry)
+            N, M, rf = matrix_dims(entry)
+        except LayerError:
+            continue
+        if size_filter_reason(N, M, rf, opts):
+            continue
+        rows.append({"layer_id": entry.layer_id, "name": entry.name, "longname": entry.longname,
+                     "layer_type": entry.layer_type, "N": N, "M": M, "Q": N / M, "rf": rf,
+                     "num_evals": M * rf, "dtype": entry.dtype})
+    return pd.DataFrame(rows, columns=DESCRIBE_COLUMNS)

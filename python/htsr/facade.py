@@ -1,0 +1,78 @@
+"""`htsr.WeightWatcher`: a drop-in for weightwatcher.WeightWatcher (0.7.7) on the default path:
+same parameter names and defaults (min_evals 8, max_evals 15000, max_N 50000), same columns."""
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+import pandas as pd
+
+from .analysis import analyze as _analyze
+from .analysis import describe as _describe
+
+# The reference's columns, in the order its analyze() returns them.
+REFERENCE_COLUMNS = ["layer_id", "name", "D", "M", "N", "Q", "alpha", "alpha_weighted", "entropy", "has_esd",
+                     "lambda_max", "layer_type", "log_alpha_norm", "log_norm", "log_spectral_norm", "longname",
+                     "matrix_rank", "norm", "num_evals", "num_pl_spikes", "rank_loss", "rf", "sigma",
+                     "spectral_norm", "stable_rank", "status", "sv_max", "sv_min", "warning", "weak_rank_loss",
+                     "xmax", "xmin"]
+REFERENCE_DESCRIBE_COLUMNS = ["layer_id", "name", "M", "N", "Q", "layer_type", "longname", "num_evals", "rf"]
+
+# Options of the reference that htsr does not implement yet: passing a non-default value raises.
+_NOT_YET = {"plot": False, "randomize": False, "mp_fit": False, "savefig": "ww-img", "fix_fingers": False,
+            "fit": "PL", "detX": False, "vectors": False, "intra": False, "deltas": False, "inverse": False,
+            "peft": False, "base_model": None, "glorot_fix": False, "fft": False, "conv2d_fft": False,
+            "stacked": False, "channels": None, "ww2x": False}
+
+
+class WeightWatcher:
+    """Compatible facade: `WeightWatcher(model).analyze()` returns the reference's table."""
+
+    def __init__(self, model=None, framework=None, log_level=None):
+        self.model = model
+        self.details: Optional[pd.DataFrame] = None
+
+    def _model(self, model):
+        model = self.model if model is None else model
+        if model is None:
+            raise ValueError("no model: pass one to WeightWatcher(model) or to this method")
+        self.model = model
+        return model
+
+    def analyze(self, model=None, layers=[], min_evals=8, max_evals=15000, max_N=50000, pool=True,
+                conv2d_norm=True, xmax=None, tolerance=0.000001, start_ids=0, svd_method="fast",
+                pl_package="ww", **unsupported) -> pd.DataFrame:
+        """As weightwatcher's analyze() with its defaults; returns (and keeps) the details table."""
+        _refuse(unsupported)
+        details = _analyze(self._model(model), layers=layers, min_evals=min_evals, max_evals=max_evals,
+                           max_N=max_N, pool=pool, conv2d_norm=conv2d_norm, xmax=xmax, tolerance=tolerance,
+                           start_ids=start_ids, small_n="ks", _exact_names=True)
+        self.details = details[[c for c in REFERENCE_COLUMNS if c in details.columns]].copy()
+        return self.details
+
+    def describe(self, model=None, layers=[], min_evals=8, max_evals=15000, max_N=50000, pool=True,
+                 conv2d_norm=True, start_ids=0, **unsupported) -> pd.DataFrame:
+        """The layers analyze() would analyze, with their shapes (no spectra)."""
+        _refuse(unsupported)
+        table = _describe(self._model(model), layers=layers, min_evals=min_evals, max_evals=max_evals, max_N=max_N,
+                          conv2d_norm=conv2d_norm, start_ids=start_ids, _exact_names=True)
+        return table[REFERENCE_DESCRIBE_COLUMNS]
+
+    def get_details(self) -> Optional[pd.DataFrame]:
+        return self.details
+
+    def get_summary(self, details=None) -> Dict[str, float]:
+        """Means of the summary metrics over all rows, as the reference computes them."""
+        details = self.details if details is None else details
+        if details is None:
+            return {}
+        metrics = ["log_norm", "alpha", "alpha_weighted", "log_alpha_norm", "log_spectral_norm", "stable_rank",
+                   "mp_softrank"]
+        return {m: details[m].mean() for m in metrics if m in details.columns}
+
+
+def _refuse(options: Dict) -> None:
+    for key, value in options.items():
+        if key not in _NOT_YET:
+            raise TypeError(f"WeightWatcher: unknown option '{key}'")
+        if value != _NOT_YET[key]:
+            raise NotImplementedError(f"WeightWatcher: option {key}={value!r} is not supported by htsr yet")

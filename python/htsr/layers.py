@@ -1,0 +1,102 @@
+"""From a named weight tensor to the matrices whose spectra are analyzed (spec §1)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Tuple
+
+import numpy as np
+
+from .errors import LayerError
+
+DENSE, CONV1D, CONV2D, EMBEDDING, NORM, UNKNOWN = "dense", "conv1d", "conv2d", "embedding", "norm", "unknown"
+ANALYZABLE_TYPES = (DENSE, CONV1D, CONV2D, EMBEDDING)
+
+# A matrix as the core takes it: a 2-D float array, or (int16/uint16 array, "bfloat16").
+CoreMatrix = object
+
+
+@dataclass
+class LayerEntry:
+    """One weight-bearing layer (or tensor) found in a model, with its weights loaded lazily."""
+
+    layer_id: int
+    name: str
+    longname: str
+    layer_type: str
+    shape: Tuple[int, ...]
+    dtype: str  # float16 | bfloat16 | float32 | float64 | another numpy/torch dtype name
+    load: Callable[[], CoreMatrix] = field(repr=False)  # returns an ndarray or (uint16 array, "bfloat16")
+
+
+@dataclass
+class LayerPlan:
+    """The matrices of one layer, ready for the core."""
+
+    entry: LayerEntry
+    N: int
+    M: int
+    rf: int
+    slices: List[CoreMatrix]
+    scale: float
+
+    @property
+    def nbytes(self) -> int:
+        itemsize = 2 if self.entry.dtype in ("float16", "bfloat16") else (8 if self.entry.dtype == "float64" else 4)
+        return int(np.prod(self.entry.shape)) * itemsize
+
+
+FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+def matrix_dims(entry: LayerEntry) -> Tuple[int, int, int]:
+    """(N, M, rf) of a layer from its shape alone (spec §1), without loading weights."""
+    shape = entry.shape
+    if entry.layer_type == CONV2D and len(shape) == 4:
+        out_ch, in_ch, kh, kw = shape
+        return max(out_ch, in_ch), min(out_ch, in_ch), kh * kw
+    if len(shape) in (2, 3):
+        # torch Conv1d (out, in, k) is compatible-treated as one matrix with M = the smallest side.
+        return max(shape), min(shape), 1
+    raise LayerError(f"layer '{entry.longname}': cannot analyze a tensor of shape {tuple(shape)}")
+
+
+def validate(entry: LayerEntry) -> None:
+    """Raises LayerError for weights that have no spectrum to analyze."""
+    where = f"layer '{entry.longname}'"
+    if entry.dtype not in FLOAT_DTYPES:
+        raise LayerError(f"{where}: weights of type {entry.dtype} are not floating point")
+    if len(entry.shape) > 4:
+        raise LayerError(f"{where}: tensor has {len(entry.shape)} dims (at most 4 are supported)")
+    if len(entry.shape) < 2:
+        raise LayerError(f"{where}: tensor has {len(entry.shape)} dim(s), no matrix to analyze")
+    if any(d == 0 for d in entry.shape):
+        raise LayerError(f"{where}: tensor of shape {tuple(entry.shape)} is empty")
+    if len(entry.shape) == 2 and min(entry.shape) == 1:
+        raise LayerError(f"{where}: a {entry.shape[0]}x{entry.shape[1]} matrix is a vector (one singular value)")
+
+
+def plan_layer(entry: LayerEntry, conv2d_norm: bool = True) -> LayerPlan:
+    """Loads the weights and cuts them into the matrices of spec §1 (views, no copies)."""
+    validate(entry)
+    N, M, rf = matrix_dims(entry)
+    weights = entry.load()
+    array, tag = (weights if isinstance(weights, tuple) else (weights, None))
+    if entry.layer_type == CONV2D and array.ndim == 4:
+        # rf slices W[:, :, i, j] (out x in), each a strided view into the weight tensor.
+        kh, kw = array.shape[2], array.shape[3]
+        slices = [array[:, :, i, j] for i in range(kh) for j in range(kw)]
+        scale = math.sqrt(0.5) if conv2d_norm else 1.0  # sqrt(c/2) with c = 1 when pooled
+    else:
+        slices = [array if array.ndim == 2 else array.reshape(array.shape[0], -1)]
+        if array.ndim == 3:
+            # torch Conv1d (out, in, k): compatible path analyzes the (out*in) x k matrix.
+            slices = [array.reshape(-1, array.shape[2])]
+        scale = 1.0
+    if tag is not None:
+        slices = [(s, tag) for s in slices]
+    return LayerPlan(entry=entry, N=N, M=M, rf=rf, slices=slices, scale=scale)
+
+
+def num_evals(N: int, M: int, rf: int) -> int:
+    return M * rf

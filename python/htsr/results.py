@@ -1,0 +1,67 @@
+"""The details table (spec §5): row builders, column order, and the summary."""
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+import numpy as np
+import pandas as pd
+
+from ._native import core
+
+IDENTITY_COLUMNS = ["layer_id", "name", "longname", "layer_type", "N", "M", "Q", "rf"]
+SPECTRUM_COLUMNS = ["num_evals", "has_esd", "sv_max", "sv_min", "lambda_max", "rank_loss", "weak_rank_loss"]
+FIT_COLUMNS = ["alpha", "xmin", "xmax", "D", "sigma", "num_pl_spikes", "status", "warning"]
+METRIC_COLUMNS = ["norm", "log_norm", "spectral_norm", "log_spectral_norm", "alpha_weighted", "log_alpha_norm",
+                  "stable_rank", "matrix_rank", "entropy"]
+EXTRA_COLUMNS = ["dtype", "precision", "rank_trusted", "svd_fallback", "message"]
+COLUMNS = IDENTITY_COLUMNS + SPECTRUM_COLUMNS + FIT_COLUMNS + METRIC_COLUMNS + EXTRA_COLUMNS
+DESCRIBE_COLUMNS = IDENTITY_COLUMNS + ["num_evals", "dtype"]
+SUMMARY_METRICS = ["log_norm", "alpha", "alpha_weighted", "log_alpha_norm", "log_spectral_norm", "stable_rank"]
+
+
+def identity(entry, plan=None) -> Dict:
+    row = {"layer_id": entry.layer_id, "name": entry.name, "longname": entry.longname,
+           "layer_type": entry.layer_type, "dtype": entry.dtype}
+    if plan is not None:
+        row.update(N=plan.N, M=plan.M, Q=plan.N / plan.M, rf=plan.rf)
+    return row
+
+
+def failed_row(entry, message: str, plan=None) -> Dict:
+    """A layer that could not be analyzed: status 'failed', the reason in `message`."""
+    row = identity(entry, plan)
+    row.update(has_esd=False, status="failed", warning="", message=message, num_evals=0,
+               alpha=-1.0, xmin=-1.0, xmax=-1.0, D=-1.0, sigma=-1.0, num_pl_spikes=-1)
+    return row
+
+
+def success_row(plan, result: Dict, precision: str) -> Dict:
+    row = identity(plan.entry, plan)
+    for col in SPECTRUM_COLUMNS + FIT_COLUMNS + METRIC_COLUMNS:
+        if col in result:
+            row[col] = result[col]
+    row["has_esd"] = True
+    row["precision"] = precision
+    row["svd_fallback"] = bool(result["svd_fallback"])
+    # float32: eigenvalues under the noise floor are rounding noise, so rank-type columns are unreliable.
+    row["rank_trusted"] = not (result["noise_floor"] > 0 and result["sv_min"] ** 2 <= result["noise_floor"])
+    row["message"] = result.get("fit_message", "")
+    if "evals" in result:
+        row["esd"] = result["evals"]
+    return row
+
+
+def make_table(rows: List[Dict]) -> pd.DataFrame:
+    columns = COLUMNS + (["esd"] if any("esd" in r for r in rows) else [])
+    table = pd.DataFrame(rows, columns=columns)
+    if len(table):
+        table = table.sort_values("layer_id", kind="stable").reset_index(drop=True)
+    return table
+
+
+def summary(details: pd.DataFrame) -> Dict[str, float]:
+    """Means over the successfully analyzed layers of log_norm, alpha, alpha_weighted,
+    log_alpha_norm, log_spectral_norm and stable_rank (and mp_softrank when present)."""
+    ok = details[details["status"] == "success"] if "status" in details else details
+    metrics = SUMMARY_METRICS + (["mp_softrank"] if "mp_softrank" in details else [])
+    return {m: float(ok[m].mean()) for m in metrics if m in ok}

@@ -1,0 +1,36 @@
+"""Model sources: each turns one kind of input into LayerEntry objects, loading weights lazily."""
+from __future__ import annotations
+
+import os
+from typing import Iterator
+
+from ..errors import SourceError
+from ..layers import LayerEntry
+
+
+def iter_layers(model, start_ids: int = 0) -> Iterator[LayerEntry]:
+    """Yields the layers of `model`: a torch nn.Module, a dict of name -> array/tensor, a
+    .safetensors file, or a Hugging Face folder (model.safetensors or sharded with an index)."""
+    if isinstance(model, (str, os.PathLike)):
+        from .files import iter_path
+
+        return iter_path(os.fspath(model), start_ids)
+    if isinstance(model, dict):
+        from .state_dict import iter_state_dict
+
+        return iter_state_dict(model, start_ids)
+    if _is_torch_module(model):
+        from .torch_module import iter_torch_module
+
+        return iter_torch_module(model, start_ids)
+    raise SourceError(
+        f"cannot analyze an object of type {type(model).__name__}: pass a torch nn.Module, a dict of "
+        "name -> array/tensor, a .safetensors file or a Hugging Face model folder"
+    )
+
+
+def _is_torch_module(obj) -> bool:
+    for cls in type(obj).__mro__:
+        if cls.__module__.startswith("torch.nn") and cls.__name__ == "Module":
+            return True
+    return False

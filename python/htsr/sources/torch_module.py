@@ -1,0 +1,44 @@
+"""Layers of a torch nn.Module, in named_modules() order (ids count every module, as the reference)."""
+from __future__ import annotations
+
+from typing import Iterator
+
+from ..layers import CONV1D, CONV2D, DENSE, EMBEDDING, NORM, UNKNOWN, LayerEntry
+from .tensors import tensor_dtype_name, to_core_matrix
+
+
+def module_layer_type(module) -> str:
+    import torch
+
+    typename = str(type(module)).lower()
+    if isinstance(module, torch.nn.Linear) or "linear" in typename:
+        return DENSE
+    if isinstance(module, torch.nn.Conv1d) or "conv1d" in typename:
+        return CONV1D  # torch Conv1d, or transformers' GPT-2 Conv1D (a 2-D weight: one matrix)
+    if isinstance(module, torch.nn.Conv2d) or "conv2d" in typename:
+        return CONV2D
+    if isinstance(module, torch.nn.Embedding) or "embedding" in typename:
+        return EMBEDDING
+    if "norm" in typename:
+        return NORM
+    return UNKNOWN
+
+
+def iter_torch_module(model, start_ids: int = 0) -> Iterator[LayerEntry]:
+    import torch
+
+    for offset, (longname, module) in enumerate(model.named_modules()):
+        layer_type = module_layer_type(module)
+        weight = getattr(module, "weight", None)
+        if layer_type in (NORM, UNKNOWN) or not isinstance(weight, torch.Tensor):
+            continue
+        name = longname.split(".")[-1] if longname else type(module).__name__
+        yield LayerEntry(
+            layer_id=start_ids + offset,
+            name=name,
+            longname=longname or name,
+            layer_type=layer_type,
+            shape=tuple(weight.shape),
+            dtype=tensor_dtype_name(weight),
+            load=lambda w=weight: to_core_matrix(w),
+        )
