@@ -83,9 +83,11 @@ std::vector<LayerInput> to_layers(const py::list& layers, std::vector<py::array>
     out.reserve(layers.size());
     for (std::size_t i = 0; i < layers.size(); ++i) {
         py::tuple item = py::cast<py::tuple>(layers[i]);
-        if (item.size() != 2) throw std::invalid_argument("each layer must be (matrices, scale)");
+        if (item.size() != 2 && item.size() != 3)
+            throw std::invalid_argument("each layer must be (matrices, scale) or (matrices, scale, keep_largest)");
         LayerInput layer;
         layer.scale = py::cast<double>(item[1]);
+        if (item.size() == 3) layer.keep_largest = py::cast<std::int64_t>(item[2]);
         for (const py::handle& m : py::cast<py::list>(item[0])) layer.slices.push_back(to_view(m, keep_alive));
         out.push_back(std::move(layer));
     }
@@ -199,7 +201,7 @@ PYBIND11_MODULE(_core, m) {
             return out;
         },
         py::arg("layers"), py::arg("precision") = "float64", py::arg("method") = "auto",
-        "Pooled ESDs of many layers in one call. `layers` is a list of (matrices, scale).");
+        "Pooled ESDs of many layers in one call. `layers` is a list of (matrices, scale[, keep_largest]).");
 
     m.def(
         "fit_power_law",

@@ -66,6 +66,17 @@ LayerSpectrum pool_layer(const LayerInput& layer, std::vector<SliceJob*>& jobs, 
         out.evals.insert(out.evals.end(), ev.begin(), ev.end());
     }
     if (jobs.size() > 1) std::sort(out.evals.begin(), out.evals.end());
+    if (layer.keep_largest > 0 && static_cast<std::int64_t>(out.evals.size()) > layer.keep_largest) {
+        out.evals.erase(out.evals.begin(), out.evals.end() - layer.keep_largest);
+        // The slices are one 3-D tensor (count x rows x cols); its largest side is the N of the rank rule.
+        out.N = std::max<std::int64_t>(out.N, static_cast<std::int64_t>(layer.slices.size()));
+        out.sv_max = std::sqrt(out.evals.back());
+        out.sv_min = std::sqrt(out.evals.front());
+        const double tol = out.sv_max * static_cast<double>(out.N) * std::numeric_limits<double>::epsilon();
+        long long rank = 0;
+        for (double v : out.evals) rank += std::sqrt(v) > tol ? 1 : 0;
+        out.rank_loss = static_cast<long long>(out.evals.size()) - rank;
+    }
     if (!(out.sv_max > 0.0)) {
         out.error = "all-zero matrix: the spectrum is empty";
         out.evals.clear();

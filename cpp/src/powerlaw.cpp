@@ -51,6 +51,7 @@ void atomic_min(std::atomic<double>& target, double value) {
 struct Choice {
     std::size_t index = 0;
     bool ok = false;
+    bool all_data_fallback = false;  // §3.2: no candidate survived, all the data was fitted
 };
 
 // §3.1: alpha_i = 1 + n/S_i for all candidates, D_i by a pruned parallel scan, first argmin of D.
@@ -105,15 +106,22 @@ Choice fit_small_n(const std::vector<double>& log_x, std::vector<double>& alphas
         alphas[0] = 1.0 + (static_cast<double>(n_all) - 1.0) / S[0];
         Ds[0] = detail::ks_distance(log_x.data(), static_cast<std::int64_t>(n_all), alphas[0], no_prune);
         J[0] = Ds[0];
-        return {0, true};
+        return {0, true, true};
     }
     const std::vector<double>& objective = select == SmallNSelect::Penalized ? J : Ds;
     return {static_cast<std::size_t>(std::min_element(objective.begin(), objective.end()) - objective.begin()), true};
 }
 
+// A failed fit reports -1 for every fitted value (spec §3.3); the warning follows from alpha = -1.
 PowerLawFit failed(PowerLawFit fit, std::string why) {
     fit.status = "failed";
     fit.message = std::move(why);
+    fit.alpha = fit.xmin = fit.xmax = fit.D = fit.sigma = -1.0;
+    fit.num_pl_spikes = -1;
+    fit.warning = "over-trained";
+    fit.xmins.clear();
+    fit.alphas.clear();
+    fit.Ds.clear();
     return fit;
 }
 
@@ -155,6 +163,8 @@ PowerLawFit fit_power_law(const std::vector<double>& evals, const PowerLawOption
     fit.xmin = evals[begin + i];
     fit.xmax = evals[end - 1];
     fit.sigma = (fit.alpha - 1.0) / std::sqrt(static_cast<double>(n));
+    // weightwatcher 0.7.7 computes sigma before its all-data fallback sets alpha, so reports -1/sqrt(n).
+    if (choice.all_data_fallback && options.small_n == SmallNSelect::KS) fit.sigma = -1.0 / std::sqrt(static_cast<double>(n));
     if (!std::isfinite(fit.alpha)) return failed(fit, "the fitted alpha is not finite (ties in the tail)");
     const auto first_spike = std::lower_bound(evals.begin(), evals.begin() + static_cast<std::ptrdiff_t>(end), fit.xmin);
     fit.num_pl_spikes = static_cast<long long>(evals.begin() + static_cast<std::ptrdiff_t>(end) - first_spike);

@@ -19,6 +19,7 @@ constexpr std::int64_t kPanelElements = 1 << 21;        // ~16 MB of float64 per
 // Method::Auto redoes a slice with gesdd when lambda_min < kIllConditioned * M * eps * lambda_max:
 // below that the Gram rounding noise can hide a zero singular value (wrong rank / sv_min).
 constexpr double kIllConditioned = 1e4;
+constexpr int kTwoStageMinSide = 1024;                   // float64 dsyevd_2stage from this side up
 
 template <typename T>
 struct Lapack;
@@ -31,15 +32,18 @@ struct Lapack<double> {
         scipy_dsyrk_(&uplo, &trans, &n, &k, &one, a, &lda, &beta, c, &n, 1, 1);
     }
     static int syevd(int n, double* a, double* w) {
+        // Eigenvalues only: the two-stage tridiagonal reduction (BLAS-3 rich) is ~25% faster on large
+        // matrices with the same accuracy; small ones keep the classic path.
+        auto* solver = n >= kTwoStageMinSide ? scipy_dsyevd_2stage_ : scipy_dsyevd_;
         const char jobz = 'N', uplo = 'U';
         int info = 0, lwork = -1, liwork = -1, iwork_query = 0;
         double work_query = 0;
-        scipy_dsyevd_(&jobz, &uplo, &n, a, &n, w, &work_query, &lwork, &iwork_query, &liwork, &info, 1, 1);
+        solver(&jobz, &uplo, &n, a, &n, w, &work_query, &lwork, &iwork_query, &liwork, &info, 1, 1);
         lwork = std::max(1, static_cast<int>(work_query));
         liwork = std::max(1, iwork_query);
         std::vector<double> work(lwork);
         std::vector<int> iwork(liwork);
-        scipy_dsyevd_(&jobz, &uplo, &n, a, &n, w, work.data(), &lwork, iwork.data(), &liwork, &info, 1, 1);
+        solver(&jobz, &uplo, &n, a, &n, w, work.data(), &lwork, iwork.data(), &liwork, &info, 1, 1);
         return info;
     }
 };

@@ -34,6 +34,7 @@ class Options:
     precision: str = "float64"
     method: str = "auto"
     small_n: str = "penalized"
+    float32_weights: bool = False
 
     def check(self) -> None:
         if self.precision not in ("float64", "float32"):
@@ -74,7 +75,7 @@ def plan_entries(entries: Iterable[LayerEntry], opts: Options, rows: List[Dict])
             N, M, rf = matrix_dims(entry)
             if size_filter_reason(N, M, rf, opts):
                 continue
-            yield plan_layer(entry, conv2d_norm=opts.conv2d_norm)
+            yield plan_layer(entry, conv2d_norm=opts.conv2d_norm, float32_weights=opts.float32_weights)
         except LayerError as e:
             rows.append(failed_row(entry, str(e)))
 
@@ -93,7 +94,7 @@ def batches(plans: Iterable[LayerPlan]) -> Iterator[List[LayerPlan]]:
 
 def analyze_batch(batch: List[LayerPlan], opts: Options, return_esd: bool) -> List[Dict]:
     results = core.analyze_layers(
-        [(plan.slices, plan.scale) for plan in batch],
+        [(plan.slices, plan.scale, plan.keep_largest) for plan in batch],
         precision=opts.precision,
         method=opts.method,
         xmax=opts.xmax or 0,
@@ -127,6 +128,7 @@ def analyze(
     small_n: str = "penalized",
     return_esd: bool = False,
     _exact_names: bool = False,
+    _float32_weights: bool = False,
 ) -> pd.DataFrame:
     """Analyzes every weight matrix of `model` and returns one row per layer.
 
@@ -159,7 +161,8 @@ def analyze(
     alpha_weighted, log_alpha_norm, stable_rank, matrix_rank, entropy, dtype, precision,
     rank_trusted, svd_fallback, message (why a failed row failed).
     """
-    opts = Options(min_evals, max_evals, max_N, pool, conv2d_norm, xmax, tolerance, precision, method, small_n)
+    opts = Options(min_evals, max_evals, max_N, pool, conv2d_norm, xmax, tolerance, precision, method, small_n,
+                   _float32_weights)
     opts.check()
     rows: List[Dict] = []
     entries = selected_entries(model, layers, opts, start_ids, _exact_names)

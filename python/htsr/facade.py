@@ -45,7 +45,8 @@ class WeightWatcher:
         _refuse(unsupported)
         details = _analyze(self._model(model), layers=layers, min_evals=min_evals, max_evals=max_evals,
                            max_N=max_N, pool=pool, conv2d_norm=conv2d_norm, xmax=xmax, tolerance=tolerance,
-                           start_ids=start_ids, small_n="ks", _exact_names=True)
+                           start_ids=start_ids, small_n="ks", _exact_names=True,
+                           _float32_weights=True)
         self.details = details[[c for c in REFERENCE_COLUMNS if c in details.columns]].copy()
         return self.details
 

@@ -39,6 +39,7 @@ class LayerPlan:
     rf: int
     slices: List[CoreMatrix]
     scale: float
+    keep_largest: int = 0  # > 0: keep only the largest eigenvalues of the pool (Conv1d, compatible)
 
     @property
     def nbytes(self) -> int:
@@ -76,26 +77,34 @@ def validate(entry: LayerEntry) -> None:
         raise LayerError(f"{where}: a {entry.shape[0]}x{entry.shape[1]} matrix is a vector (one singular value)")
 
 
-def plan_layer(entry: LayerEntry, conv2d_norm: bool = True) -> LayerPlan:
-    """Loads the weights and cuts them into the matrices of spec §1 (views, no copies)."""
+def plan_layer(entry: LayerEntry, conv2d_norm: bool = True, float32_weights: bool = False) -> LayerPlan:
+    """Loads the weights and cuts them into the matrices of spec §1 (views, no copies).
+
+    float32_weights: round float64 weights to float32 first, as weightwatcher reads torch weights
+    (the compatible facade only; it costs a copy)."""
     validate(entry)
     N, M, rf = matrix_dims(entry)
     weights = entry.load()
     array, tag = (weights if isinstance(weights, tuple) else (weights, None))
+    if float32_weights and tag is None and array.dtype == np.float64:
+        array = array.astype(np.float32)
+    keep_largest = 0
+    scale = 1.0
     if entry.layer_type == CONV2D and array.ndim == 4:
         # rf slices W[:, :, i, j] (out x in), each a strided view into the weight tensor.
         kh, kw = array.shape[2], array.shape[3]
         slices = [array[:, :, i, j] for i in range(kh) for j in range(kw)]
         scale = math.sqrt(0.5) if conv2d_norm else 1.0  # sqrt(c/2) with c = 1 when pooled
+    elif array.ndim == 3:
+        # torch Conv1d (out, in, k), compatible: the in x k matrix of each output channel, pooled,
+        # keeping the M = min(out, in, k) largest eigenvalues.
+        slices = [array[o] for o in range(array.shape[0])]
+        keep_largest = M
     else:
-        slices = [array if array.ndim == 2 else array.reshape(array.shape[0], -1)]
-        if array.ndim == 3:
-            # torch Conv1d (out, in, k): compatible path analyzes the (out*in) x k matrix.
-            slices = [array.reshape(-1, array.shape[2])]
-        scale = 1.0
+        slices = [array]
     if tag is not None:
         slices = [(s, tag) for s in slices]
-    return LayerPlan(entry=entry, N=N, M=M, rf=rf, slices=slices, scale=scale)
+    return LayerPlan(entry=entry, N=N, M=M, rf=rf, slices=slices, scale=scale, keep_largest=keep_largest)
 
 
 def num_evals(N: int, M: int, rf: int) -> int:

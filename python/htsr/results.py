@@ -6,7 +6,8 @@ from typing import Dict, List, Optional
 import numpy as np
 import pandas as pd
 
-from ._native import core
+from .errors import LayerError
+from .layers import matrix_dims
 
 IDENTITY_COLUMNS = ["layer_id", "name", "longname", "layer_type", "N", "M", "Q", "rf"]
 SPECTRUM_COLUMNS = ["num_evals", "has_esd", "sv_max", "sv_min", "lambda_max", "rank_loss", "weak_rank_loss"]
@@ -16,6 +17,8 @@ METRIC_COLUMNS = ["norm", "log_norm", "spectral_norm", "log_spectral_norm", "alp
 EXTRA_COLUMNS = ["dtype", "precision", "rank_trusted", "svd_fallback", "message"]
 COLUMNS = IDENTITY_COLUMNS + SPECTRUM_COLUMNS + FIT_COLUMNS + METRIC_COLUMNS + EXTRA_COLUMNS
 DESCRIBE_COLUMNS = IDENTITY_COLUMNS + ["num_evals", "dtype"]
+INTEGER_COLUMNS = ["layer_id", "N", "M", "rf", "num_evals", "rank_loss", "weak_rank_loss", "num_pl_spikes",
+                   "matrix_rank"]
 SUMMARY_METRICS = ["log_norm", "alpha", "alpha_weighted", "log_alpha_norm", "log_spectral_norm", "stable_rank"]
 
 
@@ -30,6 +33,12 @@ def identity(entry, plan=None) -> Dict:
 def failed_row(entry, message: str, plan=None) -> Dict:
     """A layer that could not be analyzed: status 'failed', the reason in `message`."""
     row = identity(entry, plan)
+    if plan is None:
+        try:
+            N, M, rf = matrix_dims(entry)
+            row.update(N=N, M=M, Q=N / M, rf=rf)
+        except (LayerError, ValueError, ZeroDivisionError):
+            pass  # no matrix shape to report
     row.update(has_esd=False, status="failed", warning="", message=message, num_evals=0,
                alpha=-1.0, xmin=-1.0, xmax=-1.0, D=-1.0, sigma=-1.0, num_pl_spikes=-1)
     return row
@@ -54,6 +63,8 @@ def success_row(plan, result: Dict, precision: str) -> Dict:
 def make_table(rows: List[Dict]) -> pd.DataFrame:
     columns = COLUMNS + (["esd"] if any("esd" in r for r in rows) else [])
     table = pd.DataFrame(rows, columns=columns)
+    for col in INTEGER_COLUMNS:  # failed rows leave gaps: keep integers integral (nullable) anyway
+        table[col] = table[col].astype("int64" if table[col].notna().all() else "Int64")
     if len(table):
         table = table.sort_values("layer_id", kind="stable").reset_index(drop=True)
     return table

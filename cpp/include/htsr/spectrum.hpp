@@ -26,6 +26,9 @@ struct SpectrumOptions {
 struct LayerInput {
     std::vector<MatrixView> slices;
     double scale = 1.0;
+    // > 0: keep only this many of the largest pooled eigenvalues, and compute sv_max, sv_min and
+    // rank_loss over the kept ones as one set (the compatible handling of torch Conv1d weights).
+    std::int64_t keep_largest = 0;
 };
 
 struct LayerSpectrum {

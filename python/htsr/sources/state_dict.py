@@ -27,15 +27,22 @@ def layer_names(key: str) -> Tuple[str, str]:
     return longname.split(".")[-1], longname
 
 
-def is_weight_key(key: str) -> bool:
-    return not key.endswith(".bias")  # biases are ignored (spec §1)
+FLOAT_NAMES = ("float16", "bfloat16", "float32", "float64")
+
+
+def is_weight_key(key: str, dtype: str) -> bool:
+    """Biases are ignored (spec §1); so are non-float buffers such as position_ids, unless they are
+    named as weights (then they are reported as failed layers)."""
+    if key.endswith(".bias"):
+        return False
+    return dtype in FLOAT_NAMES or key.endswith(".weight")
 
 
 def entries_from_tensors(items, start_ids: int = 0) -> Iterator[LayerEntry]:
     """items: iterable of (key, shape, dtype_name, loader). Ids count every non-bias tensor."""
     layer_id = start_ids
     for key, shape, dtype, load in items:
-        if not is_weight_key(key):
+        if not is_weight_key(key, dtype):
             continue
         layer_type = tensor_layer_type(key, shape)
         name, longname = layer_names(key)
