@@ -27,7 +27,7 @@ def write_table(details, path: str) -> None:
     if path.endswith(".csv"):
         details.to_csv(path, index=False)
     elif path.endswith(".json"):
-        details.to_json(path, orient="records", indent=1)
+        details.to_json(path, orient="records", indent=1, double_precision=15)
     else:
         raise ValueError(f"--out {path}: unsupported extension (use .csv or .json)")
 

@@ -54,7 +54,8 @@ def success_row(plan, result: Dict, precision: str) -> Dict:
     row["svd_fallback"] = bool(result["svd_fallback"])
     # float32: eigenvalues under the noise floor are rounding noise, so rank-type columns are unreliable.
     row["rank_trusted"] = not (result["noise_floor"] > 0 and result["sv_min"] ** 2 <= result["noise_floor"])
-    row["message"] = result.get("fit_message", "")
+    fit_message = result.get("fit_message", "")
+    row["message"] = f"layer '{plan.entry.longname}': {fit_message}" if fit_message else ""
     if "evals" in result:
         row["esd"] = result["evals"]
     return row
