@@ -17,7 +17,10 @@
 namespace htsr {
 namespace {
 
-// Below this short side a solve is too small to use several BLAS threads well: run many at once.
+// Up to this short side a solve is too small to use several BLAS threads well: many run at once.
+constexpr std::int64_t kTinyMatrixSide = 256;
+// Up to this side, solves run one per thread when there are enough of them to keep every thread busy;
+// otherwise (a few mid-size layers) one at a time with threaded BLAS.
 constexpr std::int64_t kParallelMatrixSide = 1536;
 
 struct SliceJob {
@@ -96,11 +99,14 @@ public:
         for (std::size_t l = 0; l < layers.size(); ++l)
             for (std::size_t s = 0; s < layers[l].slices.size(); ++s) jobs.push_back({l, s, {}, {}});
 
-        std::vector<SliceJob*> small, large;
+        std::vector<SliceJob*> small, medium, large;
         for (SliceJob& job : jobs) {
             const std::int64_t side = layers[job.layer].slices[job.slice].short_side();
-            (side <= kParallelMatrixSide ? small : large).push_back(&job);
+            (side <= kTinyMatrixSide ? small : side <= kParallelMatrixSide ? medium : large).push_back(&job);
         }
+        const std::size_t threads = static_cast<std::size_t>(omp_get_max_threads());
+        std::vector<SliceJob*>& medium_runs_with = medium.size() >= 2 * threads ? small : large;
+        medium_runs_with.insert(medium_runs_with.end(), medium.begin(), medium.end());
         if (!small.empty()) {
             // Many small solves: one per OpenMP thread, each with a single-threaded BLAS.
             lapack::BlasThreads single(1);

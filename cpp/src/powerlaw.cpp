@@ -20,6 +20,17 @@ constexpr std::size_t kSmallNMinTail = 8;    // §3.2: candidates need a tail of
 constexpr double kSmallNPenalty = 0.868;     // §3.2: J = D - 0.868 / sqrt(n)
 constexpr double kSmallNMinLogSum = 1e-12;   // §3.2: S at or below this skips the candidate
 constexpr std::size_t kParallelMinValues = 2048;
+// D values within this relative distance of the minimum are ties (tied eigenvalues give candidates whose
+// D agree up to rounding): the first such candidate wins, independent of how the sums were rounded.
+constexpr double kTieTolerance = 1e-12;
+
+std::size_t first_near_min(const std::vector<double>& values) {
+    const double best = *std::min_element(values.begin(), values.end());
+    const double limit = best + kTieTolerance * std::fabs(best);
+    for (std::size_t i = 0; i < values.size(); ++i)
+        if (values[i] <= limit) return i;
+    return 0;
+}
 
 // Tail log-sums S_i = sum_{j>=i} (ln x_j - ln x_i) for all i in O(n), as sums of non-negative
 // terms (S_i = S_{i+1} + (n_i - 1)(ln x_{i+1} - ln x_i)): no cancellation, unlike suffix_sum - n ln x_i.
@@ -72,13 +83,13 @@ Choice fit_standard(const std::vector<double>& log_x, std::vector<double>& alpha
     for (std::ptrdiff_t r = 0; r < static_cast<std::ptrdiff_t>(candidates); ++r) {
         const std::size_t i = candidates - 1 - static_cast<std::size_t>(r);
         if (!(alphas[i] > 1.0)) continue;  // D stays 1 (spec)
-        const double bound = keep_all ? no_prune : best.load(std::memory_order_relaxed);
+        const double best_so_far = best.load(std::memory_order_relaxed);
+        const double bound = keep_all ? no_prune : best_so_far + kTieTolerance * best_so_far;
         const double d = candidate_distance(log_x, i, alphas[i], bound);
         Ds[i] = d;
         if (d <= bound) atomic_min(best, d);
     }
-    const std::size_t i_best = static_cast<std::size_t>(std::min_element(Ds.begin(), Ds.end()) - Ds.begin());
-    return {i_best, true};
+    return {first_near_min(Ds), true};
 }
 
 // §3.2 for fewer than 20 values: bias-corrected alpha, tails of >= 8 values, J = D - 0.868/sqrt(n).
@@ -109,7 +120,7 @@ Choice fit_small_n(const std::vector<double>& log_x, std::vector<double>& alphas
         return {0, true, true};
     }
     const std::vector<double>& objective = select == SmallNSelect::Penalized ? J : Ds;
-    return {static_cast<std::size_t>(std::min_element(objective.begin(), objective.end()) - objective.begin()), true};
+    return {first_near_min(objective), true};
 }
 
 // A failed fit reports -1 for every fitted value (spec §3.3); the warning follows from alpha = -1.

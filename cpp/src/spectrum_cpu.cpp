@@ -16,9 +16,12 @@ namespace {
 
 constexpr std::int64_t kMaxLapackSide = 46340;         // M*M must fit LAPACK's 32-bit integers
 constexpr std::int64_t kPanelElements = 1 << 21;        // ~16 MB of float64 per streamed panel
-// Method::Auto redoes a slice with gesdd when lambda_min < kIllConditioned * M * eps * lambda_max:
-// below that the Gram rounding noise can hide a zero singular value (wrong rank / sv_min).
-constexpr double kIllConditioned = 1e4;
+// Method::Auto redoes a slice with gesdd when lambda_min < kGramNoise * (N + M) * eps * lambda_max: the
+// Gram product and syevd leave an absolute error of order (sqrt(N) + sqrt(M)) * eps * lambda_max, so
+// below that floor a zero singular value cannot be told from a small one (rank, rank_loss, sv_min).
+// Above it the Gram eigenvalues are kept: sv_min then carries a relative error of about
+// floor / lambda_min (<= 1e-4 for the worst square random matrices), everything else ~1e-13.
+constexpr double kGramNoise = 10.0;
 constexpr int kTwoStageMinSide = 1024;                   // float64 dsyevd_2stage from this side up
 
 template <typename T>
@@ -127,10 +130,10 @@ std::vector<double> svd_eigenvalues(const MatrixView& W, double scale) {
     return evals;
 }
 
-bool gram_too_ill_conditioned(const std::vector<double>& evals, std::int64_t m) {
+bool gram_too_ill_conditioned(const std::vector<double>& evals, std::int64_t n, std::int64_t m) {
     const double lambda_max = evals.back();
-    return lambda_max > 0 &&
-           evals.front() < kIllConditioned * static_cast<double>(m) * std::numeric_limits<double>::epsilon() * lambda_max;
+    const double floor = kGramNoise * static_cast<double>(n + m) * std::numeric_limits<double>::epsilon();
+    return lambda_max > 0 && evals.front() < floor * lambda_max;
 }
 
 }  // namespace
@@ -147,7 +150,7 @@ SliceEigenvalues slice_eigenvalues(const MatrixView& W, double scale, const Spec
     if (options.method == Method::Svd) return {svd_eigenvalues(W, scale), false};
     if (options.precision == Precision::Float32) return {gram_eigenvalues<float>(W, scale), false};
     std::vector<double> evals = gram_eigenvalues<double>(W, scale);
-    if (options.method == Method::Auto && gram_too_ill_conditioned(evals, W.short_side()))
+    if (options.method == Method::Auto && gram_too_ill_conditioned(evals, W.long_side(), W.short_side()))
         return {svd_eigenvalues(W, scale), true};
     return {std::move(evals), false};
 }

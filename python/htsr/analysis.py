@@ -10,7 +10,7 @@ from typing import Dict, Iterable, Iterator, List, Optional
 import pandas as pd
 
 from ._native import core
-from .errors import LayerError
+from .errors import LayerError, SourceError
 from .layers import ANALYZABLE_TYPES, CONV2D, LayerEntry, LayerPlan, matrix_dims, plan_layer, validate
 from .results import DESCRIBE_COLUMNS, failed_row, make_table, success_row
 from .selection import LayerSelection
@@ -76,7 +76,7 @@ def plan_entries(entries: Iterable[LayerEntry], opts: Options, rows: List[Dict])
             if size_filter_reason(N, M, rf, opts):
                 continue
             yield plan_layer(entry, conv2d_norm=opts.conv2d_norm, float32_weights=opts.float32_weights)
-        except LayerError as e:
+        except (LayerError, SourceError) as e:  # one unreadable tensor fails its row, not the model
             rows.append(failed_row(entry, str(e)))
 
 

@@ -66,7 +66,8 @@ def validate(entry: LayerEntry) -> None:
     """Raises LayerError for weights that have no spectrum to analyze."""
     where = f"layer '{entry.longname}'"
     if entry.dtype not in FLOAT_DTYPES:
-        raise LayerError(f"{where}: weights of type {entry.dtype} are not floating point")
+        raise LayerError(f"{where}: weights of type {entry.dtype} cannot be analyzed "
+                         f"(supported: {', '.join(FLOAT_DTYPES)})")
     if len(entry.shape) > 4:
         raise LayerError(f"{where}: tensor has {len(entry.shape)} dims (at most 4 are supported)")
     if len(entry.shape) < 2:
