@@ -11,7 +11,7 @@ import pandas as pd
 
 from ._native import core
 from .errors import LayerError, SourceError
-from .layers import ANALYZABLE_TYPES, CONV2D, LayerEntry, LayerPlan, matrix_dims, plan_layer, validate
+from .layers import ANALYZABLE_TYPES, LayerEntry, LayerPlan, matrix_dims, plan_layer, split_slices, validate
 from .results import DESCRIBE_COLUMNS, failed_row, make_table, success_row
 from .selection import LayerSelection
 from .sources import iter_layers
@@ -43,13 +43,11 @@ class Options:
             raise ValueError(f"method must be 'auto', 'gram' or 'svd', got {self.method!r}")
         if self.xmax is not None and (isinstance(self.xmax, bool) or not isinstance(self.xmax, int) or self.xmax < 0):
             raise ValueError(f"xmax must be None or a non-negative int (eigenvalues to drop), got {self.xmax!r}")
-        if not self.pool:
-            raise NotImplementedError("pool=False (one row per conv slice) is not supported yet")
 
 
 def size_filter_reason(N: int, M: int, rf: int, opts: Options) -> Optional[str]:
-    """Why the size filters of spec §1 skip a layer, or None to keep it."""
-    n_evals = M * rf
+    """Why the size filters of spec §1 skip a layer, or None to keep it (unpooled: per slice)."""
+    n_evals = M * rf if opts.pool else M
     if opts.min_evals and n_evals < opts.min_evals:
         return "too few eigenvalues"
     if opts.max_evals and n_evals > opts.max_evals:
@@ -75,7 +73,11 @@ def plan_entries(entries: Iterable[LayerEntry], opts: Options, rows: List[Dict])
             N, M, rf = matrix_dims(entry)
             if size_filter_reason(N, M, rf, opts):
                 continue
-            yield plan_layer(entry, conv2d_norm=opts.conv2d_norm, float32_weights=opts.float32_weights)
+            plan = plan_layer(entry, conv2d_norm=opts.conv2d_norm, float32_weights=opts.float32_weights)
+            if opts.pool:
+                yield plan
+            else:
+                yield from split_slices(plan, opts.conv2d_norm)
         except (LayerError, SourceError) as e:  # one unreadable tensor fails its row, not the model
             rows.append(failed_row(entry, str(e)))
 
@@ -139,7 +141,8 @@ def analyze(
     layers : ids (negative ids exclude), name regexes (matched against longname; a '-' prefix
         excludes) and/or layer types ('dense', 'conv1d', 'conv2d', 'embedding'). Default: all.
     min_evals, max_evals, max_N : size filters (spec §1). No upper caps by default.
-    pool : pool the eigenvalues of Conv2D slices into one ESD (only True is supported so far).
+    pool : pool the eigenvalues of Conv2D slices into one ESD (default); False: one row per slice
+        (column slice_id), each scaled by sqrt(rf/2) under conv2d_norm, as the reference's unpooled mode.
     conv2d_norm : scale Conv2D slices by sqrt(1/2) (compatible).
     xmax : drop this many of the largest eigenvalues before fitting.
     tolerance : eigenvalues below it count in weak_rank_loss.

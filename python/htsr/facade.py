@@ -47,7 +47,8 @@ class WeightWatcher:
                            max_N=max_N, pool=pool, conv2d_norm=conv2d_norm, xmax=xmax, tolerance=tolerance,
                            start_ids=start_ids, small_n="ks", _exact_names=True,
                            _float32_weights=True)
-        self.details = details[[c for c in REFERENCE_COLUMNS if c in details.columns]].copy()
+        columns = REFERENCE_COLUMNS + (["slice_id"] if "slice_id" in details.columns else [])
+        self.details = details[[c for c in columns if c in details.columns]].copy()
         return self.details
 
     def describe(self, model=None, layers=[], min_evals=8, max_evals=15000, max_N=50000, pool=True,

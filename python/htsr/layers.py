@@ -1,6 +1,7 @@
 """From a named weight tensor to the matrices whose spectra are analyzed (spec §1)."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Tuple
@@ -40,6 +41,7 @@ class LayerPlan:
     slices: List[CoreMatrix]
     scale: float
     keep_largest: int = 0  # > 0: keep only the largest eigenvalues of the pool (Conv1d, compatible)
+    slice_id: Optional[int] = None  # set when each Conv2D slice is its own row (pool=False)
 
     @property
     def nbytes(self) -> int:
@@ -108,5 +110,10 @@ def plan_layer(entry: LayerEntry, conv2d_norm: bool = True, float32_weights: boo
     return LayerPlan(entry=entry, N=N, M=M, rf=rf, slices=slices, scale=scale, keep_largest=keep_largest)
 
 
-def num_evals(N: int, M: int, rf: int) -> int:
-    return M * rf
+def split_slices(plan: LayerPlan, conv2d_norm: bool = True) -> List[LayerPlan]:
+    """pool=False: one plan per Conv2D slice, scaled by sqrt(rf/2) (c = rf when unpooled); other layers
+    stay whole with slice_id 0."""
+    if plan.entry.layer_type != CONV2D or len(plan.slices) == 1 and plan.rf == 1:
+        return [dataclasses.replace(plan, slice_id=0)]
+    scale = math.sqrt(plan.rf / 2.0) if conv2d_norm else 1.0
+    return [dataclasses.replace(plan, slices=[s], scale=scale, slice_id=i) for i, s in enumerate(plan.slices)]

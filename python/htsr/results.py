@@ -46,6 +46,8 @@ def failed_row(entry, message: str, plan=None) -> Dict:
 
 def success_row(plan, result: Dict, precision: str) -> Dict:
     row = identity(plan.entry, plan)
+    if plan.slice_id is not None:
+        row["slice_id"] = plan.slice_id
     for col in SPECTRUM_COLUMNS + FIT_COLUMNS + METRIC_COLUMNS:
         if col in result:
             row[col] = result[col]
@@ -62,12 +64,14 @@ def success_row(plan, result: Dict, precision: str) -> Dict:
 
 
 def make_table(rows: List[Dict]) -> pd.DataFrame:
-    columns = COLUMNS + (["esd"] if any("esd" in r for r in rows) else [])
+    optional = [c for c in ("slice_id", "esd") if any(c in r for r in rows)]
+    columns = COLUMNS + optional
     table = pd.DataFrame(rows, columns=columns)
     for col in INTEGER_COLUMNS:  # failed rows leave gaps: keep integers integral (nullable) anyway
         table[col] = table[col].astype("int64" if table[col].notna().all() else "Int64")
     if len(table):
-        table = table.sort_values("layer_id", kind="stable").reset_index(drop=True)
+        table = table.sort_values(["layer_id"] + (["slice_id"] if "slice_id" in table else []),
+                                  kind="stable").reset_index(drop=True)
     return table
 
 

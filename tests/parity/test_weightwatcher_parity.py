@@ -26,6 +26,8 @@ Skipped when CUDA is available: weightwatcher then analyzes float16-rounded weig
 """
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -385,3 +387,23 @@ def test_nan_weights_give_a_failed_row_where_the_reference_raises():
         reference_analyze(model)
     ours = htsr_analyze(model)
     assert list(ours["status"]) == ["failed", "success"]
+
+
+def test_unpooled_conv_slices_match_reference():
+    """pool=False: one row per Conv2D slice (slice_id), each slice scaled by sqrt(rf/2), as the reference."""
+    import weightwatcher
+
+    import htsr
+
+    torch.manual_seed(21)
+    model = torch.nn.Sequential(torch.nn.Conv2d(16, 32, 3), torch.nn.Conv2d(32, 24, 2), torch.nn.Linear(64, 20))
+    logging.getLogger("weightwatcher").setLevel(logging.CRITICAL)
+    theirs = weightwatcher.WeightWatcher(model=model).analyze(pool=False)
+    ours = htsr.WeightWatcher(model).analyze(pool=False)
+    assert len(ours) == 9 + 4 + 1
+    key = lambda t: t.assign(row_key=t["layer_id"] * 100 + t["slice_id"])  # noqa: E731
+    # The reference swaps N and M once per slice when out < in, so an even slice count (the 2x2 conv, 4
+    # slices) leaves N=24 < M=32 (it does so pooled too). htsr keeps N the long side (spec 1).
+    compare_rows(key(ours), key(theirs), key="row_key", skip=("N", "M", "Q"), worst=WORST)
+    assert (ours["N"] >= ours["M"]).all() and list(ours["M"]) == [16] * 9 + [24] * 4 + [20]
+    assert list(theirs.loc[theirs["layer_id"] == 2, "M"]) == [32] * 4  # the reference's swapped sides
