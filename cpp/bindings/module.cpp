@@ -6,11 +6,15 @@
 
 #include <omp.h>
 
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "htsr/backend.hpp"
+#ifdef HTSR_WITH_CUDA
+#include "../cuda/cuda_backend.hpp"
+#endif
 
 namespace py = pybind11;
 using namespace htsr;
@@ -147,7 +151,28 @@ void put_spectrum(py::dict& d, LayerSpectrum& s, bool with_evals) {
     d["rank_loss"] = s.rank_loss;
     d["svd_fallback"] = s.svd_fallback;
     d["noise_floor"] = s.noise_floor;
+    d["on_cpu_fallback"] = s.on_cpu_fallback;
     if (with_evals) d["evals"] = to_numpy(std::move(s.evals));
+}
+
+std::unique_ptr<Backend> make_backend(const std::string& device) {
+    if (device == "cpu") return make_cpu_backend();
+    if (device == "cuda") {
+#ifdef HTSR_WITH_CUDA
+        return make_cuda_backend();
+#else
+        throw std::invalid_argument("device='cuda': this htsr build has no CUDA backend (rebuild with HTSR_CUDA=ON)");
+#endif
+    }
+    throw std::invalid_argument("device must be 'cpu' or 'cuda', got '" + device + "'");
+}
+
+bool cuda_available() {
+#ifdef HTSR_WITH_CUDA
+    return cuda_device_available();
+#else
+    return false;
+#endif
 }
 
 PowerLawOptions power_law_options(int xmax, const std::string& small_n, bool candidates, double evals_thresh) {
@@ -237,7 +262,8 @@ PYBIND11_MODULE(_core, m) {
     m.def(
         "analyze_layers",
         [](const py::list& layers, const std::string& precision, const std::string& method, int xmax,
-           const std::string& small_n, double tolerance, bool candidates, bool return_evals) {
+           const std::string& small_n, double tolerance, bool candidates, bool return_evals,
+           const std::string& device) {
             std::vector<py::array> keep_alive;
             const std::vector<LayerInput> inputs = to_layers(layers, keep_alive);
             AnalysisOptions opts;
@@ -247,7 +273,7 @@ PYBIND11_MODULE(_core, m) {
             std::vector<LayerAnalysis> results;
             {
                 py::gil_scoped_release release;
-                auto backend = make_cpu_backend();
+                auto backend = make_backend(device);
                 results = analyze_layers(*backend, inputs, opts);
             }
             py::list out;
@@ -264,8 +290,33 @@ PYBIND11_MODULE(_core, m) {
         },
         py::arg("layers"), py::arg("precision") = "float64", py::arg("method") = "auto", py::arg("xmax") = 0,
         py::arg("small_n") = "penalized", py::arg("tolerance") = 1e-6, py::arg("candidates") = false,
-        py::arg("return_evals") = false,
+        py::arg("return_evals") = false, py::arg("device") = "cpu",
         "Spectra, power-law fits and metrics of many layers in one call; a failing layer gets 'error' set.");
+
+    m.def("cuda_built", []() {
+#ifdef HTSR_WITH_CUDA
+        return true;
+#else
+        return false;
+#endif
+    }, "Whether this build has the CUDA backend.");
+    m.def("cuda_available", &cuda_available, "Whether the CUDA backend is built and a device is visible.");
+#ifdef HTSR_WITH_CUDA
+    m.def(
+        "cuda_ks_distances",
+        [](const py::array_t<double, py::array::c_style | py::array::forcecast>& log_x,
+           const py::array_t<double, py::array::c_style | py::array::forcecast>& alphas) {
+            std::vector<double> lx(log_x.data(), log_x.data() + log_x.size());
+            std::vector<double> al(alphas.data(), alphas.data() + alphas.size());
+            std::vector<double> d;
+            {
+                py::gil_scoped_release release;
+                d = cuda_ks_distances(lx, al);
+            }
+            return to_numpy(std::move(d));
+        },
+        py::arg("log_x"), py::arg("alphas"), "KS distance of every xmin candidate, computed on the GPU.");
+#endif
 
     m.def("float32_error_bound", &float32_error_bound, py::arg("N"), py::arg("M"),
           "Absolute eigenvalue error bound of the float32 path, in units of lambda_max.");

@@ -38,58 +38,6 @@ void solve(SliceJob& job, const std::vector<LayerInput>& layers, const SpectrumO
     }
 }
 
-LayerSpectrum pool_layer(const LayerInput& layer, std::vector<SliceJob*>& jobs, const SpectrumOptions& options) {
-    LayerSpectrum out;
-    if (layer.slices.empty()) {
-        out.error = "layer has no matrices";
-        return out;
-    }
-    out.N = layer.slices.front().long_side();
-    out.M = layer.slices.front().short_side();
-    for (const SliceJob* job : jobs) {
-        if (!job->error.empty()) {
-            out.error = job->error;
-            return out;
-        }
-    }
-    std::size_t total = 0;
-    for (const SliceJob* job : jobs) total += job->result.evals.size();
-    out.evals.reserve(total);
-    for (const SliceJob* job : jobs) {
-        const std::vector<double>& ev = job->result.evals;
-        const double slice_max = std::sqrt(ev.back()), slice_min = std::sqrt(ev.front());
-        const double N = static_cast<double>(layer.slices[job->slice].long_side());
-        const double tol = slice_max * N * std::numeric_limits<double>::epsilon();
-        long long rank = 0;
-        for (double v : ev) rank += std::sqrt(v) > tol ? 1 : 0;
-        out.rank_loss += static_cast<long long>(ev.size()) - rank;
-        out.sv_max = std::max(out.sv_max, slice_max);
-        out.sv_min = std::max(out.sv_min, slice_min);
-        out.svd_fallback = out.svd_fallback || job->result.svd_fallback;
-        out.evals.insert(out.evals.end(), ev.begin(), ev.end());
-    }
-    if (jobs.size() > 1) std::sort(out.evals.begin(), out.evals.end());
-    if (layer.keep_largest > 0 && static_cast<std::int64_t>(out.evals.size()) > layer.keep_largest) {
-        out.evals.erase(out.evals.begin(), out.evals.end() - layer.keep_largest);
-        // The slices are one 3-D tensor (count x rows x cols); its largest side is the N of the rank rule.
-        out.N = std::max<std::int64_t>(out.N, static_cast<std::int64_t>(layer.slices.size()));
-        out.sv_max = std::sqrt(out.evals.back());
-        out.sv_min = std::sqrt(out.evals.front());
-        const double tol = out.sv_max * static_cast<double>(out.N) * std::numeric_limits<double>::epsilon();
-        long long rank = 0;
-        for (double v : out.evals) rank += std::sqrt(v) > tol ? 1 : 0;
-        out.rank_loss = static_cast<long long>(out.evals.size()) - rank;
-    }
-    if (!(out.sv_max > 0.0)) {
-        out.error = "all-zero matrix: the spectrum is empty";
-        out.evals.clear();
-        return out;
-    }
-    if (options.precision == Precision::Float32 && options.method != Method::Svd)
-        out.noise_floor = float32_error_bound(out.N, out.M) * out.evals.back();
-    return out;
-}
-
 class CpuBackend final : public Backend {
 public:
     std::string name() const override { return "cpu"; }
@@ -120,10 +68,15 @@ public:
             for (SliceJob* job : large) solve(*job, layers, options);
         }
 
-        std::vector<std::vector<SliceJob*>> by_layer(layers.size());
-        for (SliceJob& job : jobs) by_layer[job.layer].push_back(&job);
+        std::vector<std::vector<const SliceEigenvalues*>> by_layer(layers.size());
+        std::vector<std::string> errors(layers.size());
+        for (SliceJob& job : jobs) {
+            by_layer[job.layer].push_back(&job.result);
+            if (errors[job.layer].empty()) errors[job.layer] = job.error;
+        }
         std::vector<LayerSpectrum> out(layers.size());
-        for (std::size_t l = 0; l < layers.size(); ++l) out[l] = pool_layer(layers[l], by_layer[l], options);
+        for (std::size_t l = 0; l < layers.size(); ++l)
+            out[l] = pool_layer(layers[l], by_layer[l], errors[l], options);
         return out;
     }
 };

@@ -130,13 +130,13 @@ std::vector<double> svd_eigenvalues(const MatrixView& W, double scale) {
     return evals;
 }
 
+}  // namespace
+
 bool gram_too_ill_conditioned(const std::vector<double>& evals, std::int64_t n, std::int64_t m) {
     const double lambda_max = evals.back();
     const double floor = kGramNoise * static_cast<double>(n + m) * std::numeric_limits<double>::epsilon();
     return lambda_max > 0 && evals.front() < floor * lambda_max;
 }
-
-}  // namespace
 
 double float32_error_bound(std::int64_t N, std::int64_t M) {
     // Gram rounding (~sqrt(N) eps) plus the symmetric solver's backward error (~M eps), with margin;

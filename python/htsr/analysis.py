@@ -35,14 +35,29 @@ class Options:
     method: str = "auto"
     small_n: str = "penalized"
     float32_weights: bool = False
+    device: str = "cpu"
 
     def check(self) -> None:
         if self.precision not in ("float64", "float32"):
             raise ValueError(f"precision must be 'float64' or 'float32', got {self.precision!r}")
         if self.method not in ("auto", "gram", "svd"):
             raise ValueError(f"method must be 'auto', 'gram' or 'svd', got {self.method!r}")
+        self.device = resolve_device(self.device)
         if self.xmax is not None and (isinstance(self.xmax, bool) or not isinstance(self.xmax, int) or self.xmax < 0):
             raise ValueError(f"xmax must be None or a non-negative int (eigenvalues to drop), got {self.xmax!r}")
+
+
+def resolve_device(device: str) -> str:
+    """'cpu', 'cuda' or 'auto' (cuda when built and a GPU is visible) -> the backend to use."""
+    if device == "auto":
+        return "cuda" if core.cuda_available() else "cpu"
+    if device == "cuda" and not core.cuda_available():
+        why = "no CUDA device is visible" if core.cuda_built() else \
+            "this htsr build has no CUDA backend (reinstall with -C cmake.define.HTSR_CUDA=ON)"
+        raise ValueError(f"device='cuda': {why}")
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}")
+    return device
 
 
 def size_filter_reason(N: int, M: int, rf: int, opts: Options) -> Optional[str]:
@@ -103,13 +118,14 @@ def analyze_batch(batch: List[LayerPlan], opts: Options, return_esd: bool) -> Li
         small_n=opts.small_n,
         tolerance=opts.tolerance,
         return_evals=return_esd,
+        device=opts.device,
     )
     rows = []
     for plan, result in zip(batch, results):
         if result["error"]:
             rows.append(failed_row(plan.entry, f"layer '{plan.entry.longname}': {result['error']}", plan))
         else:
-            rows.append(success_row(plan, result, opts.precision))
+            rows.append(success_row(plan, result, opts.precision, opts.device))
     return rows
 
 
@@ -131,6 +147,7 @@ def analyze(
     return_esd: bool = False,
     _exact_names: bool = False,
     _float32_weights: bool = False,
+    device: str = "cpu",
 ) -> pd.DataFrame:
     """Analyzes every weight matrix of `model` and returns one row per layer.
 
@@ -155,17 +172,19 @@ def analyze(
     small_n : xmin choice for ESDs of fewer than 20 values: 'penalized' (spec) or 'ks' (as
         weightwatcher 0.7.7 returns it).
     return_esd : also return each layer's eigenvalues in an 'esd' column.
+    device : 'cpu' (default), 'cuda' (the CUDA backend; ValueError when it is not built or no GPU is
+        visible) or 'auto'. A layer too large for the GPU's memory is computed on the CPU (its row says so).
 
     Returns
     -------
     pandas.DataFrame with columns layer_id, name, longname, layer_type, N, M, Q, rf, num_evals,
     has_esd, sv_max, sv_min, lambda_max, rank_loss, weak_rank_loss, alpha, xmin, xmax, D, sigma,
     num_pl_spikes, status, warning, norm, log_norm, spectral_norm, log_spectral_norm,
-    alpha_weighted, log_alpha_norm, stable_rank, matrix_rank, entropy, dtype, precision,
+    alpha_weighted, log_alpha_norm, stable_rank, matrix_rank, entropy, dtype, precision, device,
     rank_trusted, svd_fallback, message (why a failed row failed).
     """
     opts = Options(min_evals, max_evals, max_N, pool, conv2d_norm, xmax, tolerance, precision, method, small_n,
-                   _float32_weights)
+                   _float32_weights, device)
     opts.check()
     rows: List[Dict] = []
     entries = selected_entries(model, layers, opts, start_ids, _exact_names)

@@ -14,7 +14,7 @@ SPECTRUM_COLUMNS = ["num_evals", "has_esd", "sv_max", "sv_min", "lambda_max", "r
 FIT_COLUMNS = ["alpha", "xmin", "xmax", "D", "sigma", "num_pl_spikes", "status", "warning"]
 METRIC_COLUMNS = ["norm", "log_norm", "spectral_norm", "log_spectral_norm", "alpha_weighted", "log_alpha_norm",
                   "stable_rank", "matrix_rank", "entropy"]
-EXTRA_COLUMNS = ["dtype", "precision", "rank_trusted", "svd_fallback", "message"]
+EXTRA_COLUMNS = ["dtype", "precision", "device", "rank_trusted", "svd_fallback", "message"]
 COLUMNS = IDENTITY_COLUMNS + SPECTRUM_COLUMNS + FIT_COLUMNS + METRIC_COLUMNS + EXTRA_COLUMNS
 DESCRIBE_COLUMNS = IDENTITY_COLUMNS + ["num_evals", "dtype"]
 INTEGER_COLUMNS = ["layer_id", "N", "M", "rf", "num_evals", "rank_loss", "weak_rank_loss", "num_pl_spikes",
@@ -44,7 +44,7 @@ def failed_row(entry, message: str, plan=None) -> Dict:
     return row
 
 
-def success_row(plan, result: Dict, precision: str) -> Dict:
+def success_row(plan, result: Dict, precision: str, device: str = "cpu") -> Dict:
     row = identity(plan.entry, plan)
     if plan.slice_id is not None:
         row["slice_id"] = plan.slice_id
@@ -53,11 +53,16 @@ def success_row(plan, result: Dict, precision: str) -> Dict:
             row[col] = result[col]
     row["has_esd"] = True
     row["precision"] = precision
+    # A layer the GPU had no memory for was computed on the CPU.
+    row["device"] = "cpu" if result.get("on_cpu_fallback") else device
     row["svd_fallback"] = bool(result["svd_fallback"])
     # float32: eigenvalues under the noise floor are rounding noise, so rank-type columns are unreliable.
     row["rank_trusted"] = not (result["noise_floor"] > 0 and result["sv_min"] ** 2 <= result["noise_floor"])
     fit_message = result.get("fit_message", "")
-    row["message"] = f"layer '{plan.entry.longname}': {fit_message}" if fit_message else ""
+    notes = [fit_message] if fit_message else []
+    if result.get("on_cpu_fallback"):
+        notes.append("out of GPU memory: computed on the CPU")
+    row["message"] = f"layer '{plan.entry.longname}': {'; '.join(notes)}" if notes else ""
     if "evals" in result:
         row["esd"] = result["evals"]
     return row

@@ -39,6 +39,7 @@ struct LayerSpectrum {
     std::int64_t N = 0;          // long side of a slice
     std::int64_t M = 0;          // short side of a slice
     bool svd_fallback = false;   // Method::Auto switched to gesdd for at least one slice
+    bool on_cpu_fallback = false;  // CUDA backend: out of GPU memory, computed on the CPU instead
     // float32 only: eigenvalues below this cannot be told apart from rounding noise.
     double noise_floor = 0.0;
     std::string error;           // non-empty: this layer failed (the message says why)
