@@ -220,11 +220,12 @@ class LayerFigures:
                 line.set_data([], [])
             self.ll_xmin.set_visible(False)
             title = f"Log-Log ESD for {d.title_name}\nPL FIT FAILED"
-        ax.set_xlim(lo / 1.15, hi * 1.15)
+        # matplotlib's default autoscale on log axes (what the reference gets): 5% margins in log space
+        ax.set_xlim(*_log_margins(lo, hi))
         y = np.concatenate(ys) if ys else np.array([1.0])
         y = y[np.isfinite(y) & (y > 0)]
         if len(y):
-            ax.set_ylim(y.min() / 2, y.max() * 2)
+            ax.set_ylim(*_log_margins(float(y.min()), float(y.max())))
         ax.set_title(_clip(title), fontsize=10)
         return self.loglog.fig
 
@@ -292,6 +293,13 @@ def _log_binned_pdf(data: np.ndarray):
     hist = hist.astype(float)
     hist[hist == 0] = np.nan
     return (edges[1:] + edges[:-1]) / 2, hist
+
+
+def _log_margins(lo: float, hi: float, margin: float = 0.05):
+    if hi <= lo:
+        return lo / 1.1, hi * 1.1
+    f = (hi / lo) ** margin
+    return lo / f, hi * f
 
 
 def _set_hist(ax, stairs, values: np.ndarray) -> None:
