@@ -4,6 +4,7 @@ A failure in one layer (bad dtype, NaN, all zeros, odd shape) becomes that layer
 other layers are analyzed normally."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Dict, Iterable, Iterator, List, Optional
 
@@ -145,6 +146,8 @@ def analyze(
     method: str = "auto",
     small_n: str = "penalized",
     return_esd: bool = False,
+    plot: bool = False,
+    savefig="ww-img",
     _exact_names: bool = False,
     _float32_weights: bool = False,
     device: str = "cpu",
@@ -174,6 +177,10 @@ def analyze(
     return_esd : also return each layer's eigenvalues in an 'esd' column.
     device : 'cpu' (default), 'cuda' (the CUDA backend; ValueError when it is not built or no GPU is
         visible) or 'auto'. A layer too large for the GPU's memory is computed on the CPU (its row says so).
+    plot : write the reference's five figures per analyzed layer (log-log ESD with the fitted power
+        law and xmin, lin-lin and log-lin histograms, D and alpha against the xmin candidates) as
+        `{savefig}/ww.layer{id}.{esd,esd2,esd3,esd4,esd5}.png` (needs matplotlib: htsr[plot]).
+    savefig : the folder for the figures (default 'ww-img', as the reference; True means 'ww-img').
 
     Returns
     -------
@@ -186,11 +193,29 @@ def analyze(
     opts = Options(min_evals, max_evals, max_N, pool, conv2d_norm, xmax, tolerance, precision, method, small_n,
                    _float32_weights, device)
     opts.check()
+    plot_dir = _plot_dir(plot, savefig)
     rows: List[Dict] = []
     entries = selected_entries(model, layers, opts, start_ids, _exact_names)
     for batch in batches(plan_entries(entries, opts, rows)):
-        rows.extend(analyze_batch(batch, opts, return_esd))
-    return make_table(rows)
+        rows.extend(analyze_batch(batch, opts, return_esd or plot_dir is not None))
+    table = make_table(rows)
+    if plot_dir is not None:
+        from .plots import plot_layers
+
+        plot_layers(table, plot_dir, xmax=opts.xmax, small_n=opts.small_n)
+        if not return_esd:
+            table = table.drop(columns=["esd"], errors="ignore")
+    return table
+
+
+def _plot_dir(plot: bool, savefig) -> Optional[str]:
+    if not plot:
+        return None
+    if savefig is True:
+        return "ww-img"
+    if not savefig or not isinstance(savefig, (str, os.PathLike)):
+        raise ValueError("plot=True writes figures to files: pass savefig=FOLDER (there is no interactive display)")
+    return os.fspath(savefig)
 
 
 def describe(model, *, layers=None, min_evals: int = 8, max_evals: Optional[int] = None,

@@ -1,4 +1,6 @@
-"""The `htsr` command: `htsr analyze PATH|--demo [--out FILE.csv|.json] [--layers ...]`."""
+"""The `htsr` command (also `python -m htsr`): analyze | describe | report | compare.
+
+Exit codes: 0 success, 1 some layers failed (the output is still written), 2 usage or input error."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +12,24 @@ from typing import List, Optional
 DEMO_MODELS = ("demo_mlp.safetensors", "demo_cnn.safetensors")
 SHOWN_COLUMNS = ["layer_id", "longname", "layer_type", "N", "M", "num_evals", "alpha", "alpha_weighted",
                  "log_spectral_norm", "stable_rank", "status", "warning"]
+COMPARE_SHOWN = ["longname", "match", "alpha_a", "alpha_b", "alpha_diff", "alpha_weighted_diff",
+                 "log_spectral_norm_diff", "warning_a", "warning_b"]
+FORMATS = ("table", "csv", "json", "parquet")
+EXIT_OK, EXIT_LAYERS_FAILED, EXIT_USAGE = 0, 1, 2
+
+EXAMPLES = """examples:
+  htsr analyze --demo
+  htsr analyze ./my-hf-model --out details.csv
+  htsr analyze model.safetensors --layers attn dense --format json > details.json
+  htsr analyze model.safetensors --plots figures/          # per-layer ESD figures + overview figures
+  htsr describe ./my-hf-model
+  htsr report ./my-hf-model -o report.html
+  htsr compare base.safetensors finetuned.safetensors --plots cmp/ --out diff.csv
+exit codes: 0 ok, 1 some layers failed (output still written), 2 usage or input error"""
+
+
+class UsageError(Exception):
+    """A bad command line or input: exit code 2."""
 
 
 def demo_paths() -> List[str]:
@@ -23,72 +43,261 @@ def parse_layers(values: Optional[List[str]]):
     return [int(v) if v.lstrip("-").isdigit() else v for v in values]
 
 
-def write_table(details, path: str) -> None:
-    if path.endswith(".csv"):
-        details.to_csv(path, index=False)
-    elif path.endswith(".json"):
-        details.to_json(path, orient="records", indent=1, double_precision=15)
-    else:
-        raise ValueError(f"--out {path}: unsupported extension (use .csv or .json)")
+def output_format(fmt: Optional[str], out: Optional[str]) -> str:
+    """--format, else inferred from --out's extension, else 'table'."""
+    if fmt:
+        return fmt
+    if not out:
+        return "table"
+    ext = os.path.splitext(out)[1].lower().lstrip(".")
+    if ext in ("csv", "json", "parquet"):
+        return ext
+    if ext in ("txt", "table"):
+        return "table"
+    raise UsageError(f"--out {out}: unsupported extension '.{ext}' (use .csv, .json, .parquet or .txt, "
+                     "or give --format)")
 
 
-def print_result(label: str, details, summary) -> None:
+def table_text(table, columns: List[str]) -> str:
     import pandas as pd
 
-    with pd.option_context("display.width", 160, "display.max_columns", 20, "display.max_rows", 500,
+    shown = [c for c in columns if c in table.columns]
+    with pd.option_context("display.width", 160, "display.max_columns", 30, "display.max_rows", 100000,
                            "display.max_colwidth", 48):
-        print(f"== {label}: {len(details)} layer(s)")
-        print(details[SHOWN_COLUMNS].to_string(index=False) if len(details) else "(no layers analyzed)")
-    print("summary: " + json.dumps({k: round(v, 6) for k, v in summary.items()}))
+        return table[shown].to_string(index=False) if len(table) else "(no layers)"
+
+
+def write_table(table, path: Optional[str], fmt: str, columns: List[str]) -> None:
+    """Writes `table` as csv/json/parquet/table text to `path` (stdout when None)."""
+    table = table.drop(columns=["esd"], errors="ignore")
+    if fmt == "parquet":
+        if not path:
+            raise UsageError("--format parquet needs --out FILE.parquet (binary output)")
+        try:
+            table.to_parquet(path, index=False)
+        except ImportError as e:
+            raise UsageError(f"parquet output needs pyarrow (pip install pyarrow): {e}") from e
+        return
+    if fmt == "csv":
+        text = table.to_csv(index=False)
+    elif fmt == "json":
+        text = table.to_json(orient="records", indent=1, double_precision=15)
+    elif fmt == "table":
+        text = table_text(table, columns) + "\n"
+    else:
+        raise UsageError(f"unknown format {fmt!r}")
+    if path:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+
+
+def check_device(device: str) -> dict:
+    """analyze() keyword for --device; 'cuda' without a CUDA build or GPU is a usage error."""
+    import htsr
+
+    if device == "cuda" and not htsr.core.cuda_available():
+        why = "no CUDA device is visible" if htsr.core.cuda_built() else "this build of htsr has no CUDA backend"
+        raise UsageError(f"--device cuda: CUDA is not available ({why}); use --device cpu or --device auto")
+    return {"device": device}
+
+
+def analyze_kwargs(args) -> dict:
+    kw = {"layers": parse_layers(args.layers), "precision": args.precision}
+    kw.update(check_device(args.device))
+    return kw
+
+
+def any_failed(details) -> bool:
+    return bool(len(details)) and bool((details["status"] == "failed").any())
+
+
+def label_of(path: str) -> str:
+    return os.path.basename(os.path.normpath(path))
 
 
 def cmd_analyze(args) -> int:
     import htsr
 
-    paths = demo_paths() if args.demo else [args.path]
     if not args.demo and not args.path:
-        print("htsr analyze: give a model PATH or --demo", file=sys.stderr)
-        return 2
+        raise UsageError("htsr analyze: give a model PATH or --demo")
+    paths = demo_paths() if args.demo else [args.path]
+    fmt = output_format(args.format, args.out)
+    kw = analyze_kwargs(args)
     failed = False
     for path in paths:
-        details = htsr.analyze(path, layers=parse_layers(args.layers), precision=args.precision)
-        print_result(os.path.basename(path.rstrip("/")), details, htsr.summary(details))
-        failed = failed or bool((details["status"] == "failed").any())
-        if args.out:
-            out = args.out
-            if len(paths) > 1:
-                stem, ext = os.path.splitext(args.out)
-                out = f"{stem}.{os.path.splitext(os.path.basename(path))[0]}{ext}"
-            write_table(details, out)
+        plot_dir = args.plots
+        if plot_dir and len(paths) > 1:
+            plot_dir = os.path.join(plot_dir, os.path.splitext(label_of(path))[0])
+        if plot_dir:
+            _need_matplotlib()
+            details = htsr.analyze(path, plot=True, savefig=plot_dir, **kw)
+            from .plots import overview_figures
+
+            overview_figures(details, plot_dir, prefix="htsr.overview", label=label_of(path))
+        else:
+            details = htsr.analyze(path, **kw)
+        failed = failed or any_failed(details)
+        out = args.out
+        if out and len(paths) > 1:
+            stem, ext = os.path.splitext(out)
+            out = f"{stem}.{os.path.splitext(label_of(path))[0]}{ext}"
+        if fmt == "table" or out:  # human-readable unless data goes to stdout
+            print(f"== {label_of(path)}: {len(details)} layer(s)")
+            if not out:
+                print(table_text(details, SHOWN_COLUMNS))
+            print("summary: " + json.dumps({k: round(v, 6) for k, v in htsr.summary(details).items()}))
+        if out or fmt != "table":
+            write_table(details, out, fmt, SHOWN_COLUMNS)
+        if out:
             print(f"wrote {out}")
-    return 1 if failed else 0
+        if plot_dir:
+            print(f"wrote figures to {plot_dir}")
+    return EXIT_LAYERS_FAILED if failed else EXIT_OK
+
+
+def cmd_describe(args) -> int:
+    import htsr
+
+    kw = analyze_kwargs(args)
+    kw.pop("precision", None)
+    kw.pop("device", None)
+    table = htsr.describe(args.path, **kw)
+    fmt = output_format(args.format, args.out)
+    write_table(table, args.out, fmt, list(table.columns))
+    if args.out:
+        print(f"wrote {args.out}")
+    return EXIT_OK
+
+
+def cmd_report(args) -> int:
+    import htsr
+    from .report import write_report
+
+    _need_matplotlib()
+    details = write_report(args.path, args.output, title=args.title, layer_figures=args.layer_figures,
+                           **analyze_kwargs(args))
+    if args.plots:
+        from .plots import overview_figures, plot_layers
+
+        plot_layers(details, args.plots)
+        overview_figures(details, args.plots, prefix="htsr.overview", label=label_of(args.path))
+    n_warn = int((details["warning"].fillna("") != "").sum()) if len(details) else 0
+    print(f"wrote {args.output}: {len(details)} layer(s), {n_warn} warning(s), "
+          f"{int((details['status'] == 'failed').sum()) if len(details) else 0} failed")
+    print("summary: " + json.dumps({k: round(v, 6) for k, v in htsr.summary(details).items()}))
+    return EXIT_LAYERS_FAILED if any_failed(details) else EXIT_OK
+
+
+def cmd_compare(args) -> int:
+    import htsr
+    from .compare import compare_details, compare_summary
+
+    kw = analyze_kwargs(args)
+    a, b = htsr.analyze(args.a, **kw), htsr.analyze(args.b, **kw)
+    table = compare_details(a, b)
+    fmt = output_format(args.format, args.out)
+    if fmt == "table" or args.out:
+        print(f"== A: {label_of(args.a)} ({len(a)} layers)  B: {label_of(args.b)} ({len(b)} layers)")
+        if not args.out:
+            print(table_text(table, COMPARE_SHOWN))
+        print("compare: " + json.dumps(compare_summary(table)))
+    if args.out or fmt != "table":
+        write_table(table, args.out, fmt, COMPARE_SHOWN)
+    if args.out:
+        print(f"wrote {args.out}")
+    if args.plots:
+        _need_matplotlib()
+        from .plots import comparison_figures
+
+        comparison_figures(table, label_of(args.a), label_of(args.b), savedir=args.plots)
+        print(f"wrote figures to {args.plots}")
+    return EXIT_LAYERS_FAILED if any_failed(a) or any_failed(b) else EXIT_OK
+
+
+def _need_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise UsageError("figures need matplotlib: pip install 'htsr[plot]'") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="htsr", description="Heavy-tailed spectral diagnostics of trained networks.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    a = sub.add_parser("analyze", help="analyze every layer of a model",
-                       epilog="examples:\n  htsr analyze --demo\n  htsr analyze ./my-hf-model --out details.csv\n"
-                              "  htsr analyze model.safetensors --layers 'attn' dense",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="htsr", description="Heavy-tailed spectral diagnostics of trained "
+                                     "networks, from the weights alone.", epilog=EXAMPLES, formatter_class=raw)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{analyze,describe,report,compare}")
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--layers", nargs="+", metavar="SEL",
+                        help="layer ids (negative excludes), name regexes ('-' prefix excludes) or types "
+                             "(dense, conv1d, conv2d, embedding)")
+    compute = argparse.ArgumentParser(add_help=False)
+    compute.add_argument("--precision", choices=["float64", "float32"], default="float64",
+                         help="eigenvalue precision (default float64)")
+    compute.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto",
+                         help="where to compute (default auto: CUDA when this build has it and a GPU is "
+                              "present, else CPU)")
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument("--format", choices=FORMATS,
+                        help="output format (default: from --out's extension, else a table on stdout)")
+    output.add_argument("--out", metavar="FILE", help="write the table to FILE (.csv, .json, .parquet, .txt)")
+
+    a = sub.add_parser("analyze", parents=[common, compute, output], help="analyze every layer of a model",
+                       formatter_class=raw, epilog="examples:\n  htsr analyze --demo\n"
+                       "  htsr analyze ./my-hf-model --out details.csv\n"
+                       "  htsr analyze model.safetensors --layers attn dense --format json\n"
+                       "  htsr analyze model.safetensors --plots figures/")
     a.add_argument("path", nargs="?", help=".safetensors file or Hugging Face model folder")
     a.add_argument("--demo", action="store_true", help="analyze the small models shipped with htsr")
-    a.add_argument("--out", help="write the details table to FILE.csv or FILE.json")
-    a.add_argument("--layers", nargs="+", help="layer ids, name regexes or types to analyze")
-    a.add_argument("--precision", choices=["float64", "float32"], default="float64")
+    a.add_argument("--plots", metavar="DIR", help="write per-layer figures (ww.layer{id}.esd*.png) and "
+                   "overview figures to DIR")
     a.set_defaults(run=cmd_analyze)
+
+    d = sub.add_parser("describe", parents=[common, output], help="list the layers analyze would analyze "
+                       "(shapes only, no weights read)", formatter_class=raw,
+                       epilog="examples:\n  htsr describe ./my-hf-model\n  htsr describe m.safetensors --format csv")
+    d.add_argument("path", help=".safetensors file or Hugging Face model folder")
+    d.set_defaults(run=cmd_describe, device="cpu", precision="float64")
+
+    r = sub.add_parser("report", parents=[common, compute], help="write a self-contained HTML report",
+                       formatter_class=raw, epilog="examples:\n  htsr report ./my-hf-model -o report.html\n"
+                       "  htsr report m.safetensors -o r.html --layer-figures all --plots figures/")
+    r.add_argument("path", help=".safetensors file or Hugging Face model folder")
+    r.add_argument("-o", "--output", required=True, metavar="FILE.html", help="the report file to write")
+    r.add_argument("--title", help="page title (default: from the model path)")
+    r.add_argument("--layer-figures", choices=["esd", "all", "none"], default="esd",
+                   help="per-layer figures in the report: the log-log ESD (default), all five, or none")
+    r.add_argument("--plots", metavar="DIR", help="also write the figures as PNG files to DIR")
+    r.set_defaults(run=cmd_report)
+
+    c = sub.add_parser("compare", parents=[common, compute, output], help="compare two models layer by layer "
+                       "(matched by name)", formatter_class=raw,
+                       epilog="examples:\n  htsr compare base.safetensors tuned.safetensors\n"
+                       "  htsr compare base/ tuned/ --out diff.csv --plots cmp/")
+    c.add_argument("a", help="model A (e.g. the base model)")
+    c.add_argument("b", help="model B (e.g. the fine-tuned or quantized model); differences are B - A")
+    c.add_argument("--plots", metavar="DIR", help="write the comparison figures to DIR")
+    c.set_defaults(run=cmd_compare)
     return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # argparse: --help exits 0, bad usage 2
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
     from .errors import HTSRError
 
     try:
         return args.run(args)
-    except (HTSRError, ValueError, NotImplementedError) as e:
+    except UsageError as e:
         print(f"htsr: error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except (HTSRError, ValueError, NotImplementedError, OSError) as e:
+        print(f"htsr: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ REFERENCE_COLUMNS = ["layer_id", "name", "D", "M", "N", "Q", "alpha", "alpha_wei
 REFERENCE_DESCRIBE_COLUMNS = ["layer_id", "name", "M", "N", "Q", "layer_type", "longname", "num_evals", "rf"]
 
 # Options of the reference that htsr does not implement yet: passing a non-default value raises.
-_NOT_YET = {"plot": False, "randomize": False, "mp_fit": False, "savefig": "ww-img", "fix_fingers": False,
+_NOT_YET = {"randomize": False, "mp_fit": False, "fix_fingers": False,
             "fit": "PL", "detX": False, "vectors": False, "intra": False, "deltas": False, "inverse": False,
             "peft": False, "base_model": None, "glorot_fix": False, "fft": False, "conv2d_fft": False,
             "stacked": False, "channels": None, "ww2x": False}
@@ -41,11 +41,13 @@ class WeightWatcher:
     def analyze(self, model=None, layers=[], min_evals=8, max_evals=15000, max_N=50000, pool=True,
                 conv2d_norm=True, xmax=None, tolerance=0.000001, start_ids=0, svd_method="fast",
                 pl_package="ww", **unsupported) -> pd.DataFrame:
-        """As weightwatcher's analyze() with its defaults; returns (and keeps) the details table."""
+        """As weightwatcher's analyze() with its defaults; returns (and keeps) the details table.
+        plot=True writes the reference's five figures per layer into `savefig` (default 'ww-img')."""
+        plot, savefig = unsupported.pop("plot", False), unsupported.pop("savefig", "ww-img")
         _refuse(unsupported)
         details = _analyze(self._model(model), layers=layers, min_evals=min_evals, max_evals=max_evals,
                            max_N=max_N, pool=pool, conv2d_norm=conv2d_norm, xmax=xmax, tolerance=tolerance,
-                           start_ids=start_ids, small_n="ks", _exact_names=True,
+                           start_ids=start_ids, small_n="ks", plot=plot, savefig=savefig, _exact_names=True,
                            _float32_weights=True)
         columns = REFERENCE_COLUMNS + (["slice_id"] if "slice_id" in details.columns else [])
         self.details = details[[c for c in columns if c in details.columns]].copy()
