@@ -92,7 +92,9 @@ double jensen_shannon_distance(const std::vector<double>& p, const std::vector<d
         }
         return out;
     };
-    return static_cast<double>(std::sqrt((kl(p, sp) + kl(q, sq)) / 2.0L));
+    // Rounding can leave the divergence of (nearly) identical inputs slightly negative, where the reference
+    // returns NaN: clamped, their distance is 0 (a deliberate deviation).
+    return static_cast<double>(std::sqrt(std::max(0.0L, (kl(p, sp) + kl(q, sq)) / 2.0L)));
 }
 
 namespace {

@@ -35,6 +35,8 @@ class Options:
     method: str = "auto"
     small_n: str = "penalized"
     float32_weights: bool = False
+    mp_fit: bool = False
+    randomize: bool = False
 
     def check(self) -> None:
         if self.precision not in ("float64", "float32"):
@@ -94,7 +96,7 @@ def batches(plans: Iterable[LayerPlan]) -> Iterator[List[LayerPlan]]:
         yield batch
 
 
-def analyze_batch(batch: List[LayerPlan], opts: Options, return_esd: bool) -> List[Dict]:
+def analyze_batch(batch: List[LayerPlan], opts: Options, return_esd: bool, rng=None) -> List[Dict]:
     results = core.analyze_layers(
         [(plan.slices, plan.scale, plan.keep_largest) for plan in batch],
         precision=opts.precision,
@@ -103,6 +105,8 @@ def analyze_batch(batch: List[LayerPlan], opts: Options, return_esd: bool) -> Li
         small_n=opts.small_n,
         tolerance=opts.tolerance,
         return_evals=return_esd,
+        mp_fit=opts.mp_fit,
+        randomize=rng,
     )
     rows = []
     for plan, result in zip(batch, results):
@@ -129,8 +133,12 @@ def analyze(
     method: str = "auto",
     small_n: str = "penalized",
     return_esd: bool = False,
+    mp_fit: bool = False,
+    randomize: bool = False,
+    seed: Optional[int] = None,
     _exact_names: bool = False,
     _float32_weights: bool = False,
+    _rng=None,
 ) -> pd.DataFrame:
     """Analyzes every weight matrix of `model` and returns one row per layer.
 
@@ -154,7 +162,16 @@ def analyze(
         'gram' or 'svd' (gesdd, slowest and most accurate).
     small_n : xmin choice for ESDs of fewer than 20 values: 'penalized' (spec) or 'ks' (as
         weightwatcher 0.7.7 returns it).
-    return_esd : also return each layer's eigenvalues in an 'esd' column.
+    return_esd : also return each layer's eigenvalues in an 'esd' column (and, with randomize, the
+        randomized ones in 'rand_esd').
+    mp_fit : also fit the Marchenko-Pastur law to each ESD's bulk (weightwatcher's fit, see README
+        "Beyond the default path"): columns num_spikes, sigma_mp, mp_softrank, W_scale, bulk_max, bulk_min.
+    randomize : also analyze each layer with its elements randomly permuted: columns max_rand_eval,
+        rand_distance (Jensen-Shannon distance of the two ESDs), ww_softrank, ww_maxdist, num_traps and the
+        MP fit of the randomized ESD (rand_num_spikes, rand_sigma_mp, rand_mp_softrank, rand_W_scale,
+        rand_bulk_max, rand_bulk_min).
+    seed : seed of the permutations (as numpy.random.seed(seed) + numpy.random.shuffle); None draws a
+        fresh one.
 
     Returns
     -------
@@ -165,12 +182,13 @@ def analyze(
     rank_trusted, svd_fallback, message (why a failed row failed).
     """
     opts = Options(min_evals, max_evals, max_N, pool, conv2d_norm, xmax, tolerance, precision, method, small_n,
-                   _float32_weights)
+                   _float32_weights, bool(mp_fit), bool(randomize))
     opts.check()
+    rng = (_rng if _rng is not None else core.MersenneTwister(seed)) if randomize else None
     rows: List[Dict] = []
     entries = selected_entries(model, layers, opts, start_ids, _exact_names)
     for batch in batches(plan_entries(entries, opts, rows)):
-        rows.extend(analyze_batch(batch, opts, return_esd))
+        rows.extend(analyze_batch(batch, opts, return_esd, rng))
     return make_table(rows)
 
 

@@ -33,7 +33,8 @@ void shuffle(double* data, std::size_t n, MersenneTwister& rng);
 
 // Jensen-Shannon distance between p and q taken as (unnormalized) discrete distributions of equal length,
 // as weightwatcher 0.7.7 compares the sorted ESDs element by element: sqrt((KL(p|m) + KL(q|m)) / 2), m = (p+q)/2,
-// natural logarithm. Returns NaN for unequal lengths or empty input.
+// natural logarithm. Returns NaN for unequal lengths or empty input; a divergence that rounding leaves below 0
+// gives 0 (the reference returns NaN there).
 double jensen_shannon_distance(const std::vector<double>& p, const std::vector<double>& q);
 
 struct RandomizedComparison {
