@@ -173,6 +173,26 @@ void put_randomized(py::dict& d, RandomizedComparison& c, bool with_evals) {
     if (with_evals) d["rand_evals"] = to_numpy(std::move(c.rand_evals));
 }
 
+BootstrapOptions bootstrap_options(const py::object& levels, int resamples, const py::object& seed) {
+    BootstrapOptions o;
+    auto pair = py::cast<std::pair<double, double>>(levels);
+    if (!(0.0 <= pair.first && pair.first < pair.second && pair.second <= 1.0))
+        throw std::invalid_argument("alpha_ci must be (lo, hi) quantiles with 0 <= lo < hi <= 1");
+    if (resamples < 2) throw std::invalid_argument("bootstrap needs at least 2 resamples");
+    o.lo = pair.first;
+    o.hi = pair.second;
+    o.resamples = resamples;
+    o.seed = seed.is_none() ? (static_cast<std::uint64_t>(std::random_device{}()) << 32 | std::random_device{}())
+                            : py::cast<std::uint64_t>(seed);
+    return o;
+}
+
+void put_interval(py::dict& d, const AlphaInterval& ci) {
+    d["alpha_ci_lo"] = ci.lo;
+    d["alpha_ci_hi"] = ci.hi;
+    d["alpha_ci_fitted"] = ci.fitted;
+}
+
 MersenneTwister* rng_argument(const py::object& rng) {
     if (rng.is_none()) return nullptr;
     return py::cast<MersenneTwister*>(rng);
@@ -266,7 +286,7 @@ PYBIND11_MODULE(_core, m) {
         "analyze_layers",
         [](const py::list& layers, const std::string& precision, const std::string& method, int xmax,
            const std::string& small_n, double tolerance, bool candidates, bool return_evals, bool mp_fit,
-           const py::object& randomize) {
+           const py::object& randomize, const py::object& alpha_ci, int bootstrap, const py::object& seed) {
             std::vector<py::array> keep_alive;
             const std::vector<LayerInput> inputs = to_layers(layers, keep_alive);
             AnalysisOptions opts;
@@ -275,6 +295,10 @@ PYBIND11_MODULE(_core, m) {
             opts.tolerance = tolerance;
             opts.mp_fit = mp_fit;
             opts.randomize = rng_argument(randomize);
+            if (!alpha_ci.is_none()) {
+                opts.alpha_ci = true;
+                opts.bootstrap = bootstrap_options(alpha_ci, bootstrap, seed);
+            }
             std::vector<LayerAnalysis> results;
             {
                 py::gil_scoped_release release;
@@ -289,6 +313,7 @@ PYBIND11_MODULE(_core, m) {
                     put_fit(d, a.fit);
                     put_metrics(d, a.metrics);
                     if (mp_fit) put_mp(d, a.mp, "");
+                    if (opts.alpha_ci) put_interval(d, a.alpha_ci);
                     if (opts.randomize != nullptr) put_randomized(d, a.randomized, return_evals);
                 }
                 out.append(d);
@@ -298,6 +323,7 @@ PYBIND11_MODULE(_core, m) {
         py::arg("layers"), py::arg("precision") = "float64", py::arg("method") = "auto", py::arg("xmax") = 0,
         py::arg("small_n") = "penalized", py::arg("tolerance") = 1e-6, py::arg("candidates") = false,
         py::arg("return_evals") = false, py::arg("mp_fit") = false, py::arg("randomize") = py::none(),
+        py::arg("alpha_ci") = py::none(), py::arg("bootstrap") = 200, py::arg("seed") = py::none(),
         "Spectra, power-law fits and metrics of many layers in one call; a failing layer gets 'error' set. "
         "mp_fit: also the Marchenko-Pastur columns; randomize: a MersenneTwister, also the randomized columns "
         "(permutations drawn from it in layer order).");
@@ -362,6 +388,29 @@ PYBIND11_MODULE(_core, m) {
         },
         py::arg("evals"), py::arg("Q"), py::arg("M"), py::arg("keep_grid") = false,
         "Marchenko-Pastur fit of an ascending ESD (weightwatcher-compatible objective, spec §6).");
+
+    m.def(
+        "bootstrap_alpha",
+        [](const py::array_t<double, py::array::c_style | py::array::forcecast>& evals, const py::object& alpha_ci,
+           int bootstrap, const py::object& seed, int xmax, const std::string& small_n) {
+            std::vector<double> v = to_sorted_evals(evals);
+            const PowerLawOptions opts = power_law_options(xmax, small_n, false, 1e-5);
+            const BootstrapOptions b = bootstrap_options(alpha_ci, bootstrap, seed);
+            PowerLawFit fit;
+            AlphaInterval ci;
+            {
+                py::gil_scoped_release release;
+                fit = fit_power_law(v, opts);
+                ci = bootstrap_alpha(v, fit, opts, b);
+            }
+            py::dict d;
+            put_fit(d, fit);
+            put_interval(d, ci);
+            return d;
+        },
+        py::arg("evals"), py::arg("alpha_ci") = std::make_pair(0.05, 0.95), py::arg("bootstrap") = 200,
+        py::arg("seed") = py::none(), py::arg("xmax") = 0, py::arg("small_n") = "penalized",
+        "Power-law fit of ascending eigenvalues and the bootstrap interval of alpha (tail resampled, refit).");
 
     m.def(
         "jensen_shannon_distance",

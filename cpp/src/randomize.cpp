@@ -69,9 +69,24 @@ std::uint32_t MersenneTwister::bounded(std::uint32_t max) {
 
 void shuffle(double* data, std::size_t n, MersenneTwister& rng) {
     if (n > std::numeric_limits<std::uint32_t>::max()) throw std::invalid_argument("shuffle: more than 2^32 elements");
-    for (std::size_t i = n; i-- > 1;) {
-        const std::size_t j = rng.bounded(static_cast<std::uint32_t>(i));
-        std::swap(data[i], data[j]);
+    if (n < 2) return;
+    // Swap k exchanges i = n-1-k with j_k = bounded(i). The j's are drawn kLookahead swaps early (same draws,
+    // same order) so that the random element each swap touches can be prefetched: on matrices larger than the
+    // caches this turns one memory latency per element into many overlapping ones.
+    constexpr std::size_t kLookahead = 32;
+    std::uint32_t ring[kLookahead];
+    const std::size_t swaps = n - 1;
+    std::size_t drawn = 0;
+    auto draw = [&] {
+        const std::uint32_t j = rng.bounded(static_cast<std::uint32_t>(n - 1 - drawn));
+        __builtin_prefetch(data + j, 1);
+        ring[drawn % kLookahead] = j;
+        ++drawn;
+    };
+    while (drawn < swaps && drawn < kLookahead) draw();
+    for (std::size_t k = 0; k < swaps; ++k) {
+        std::swap(data[n - 1 - k], data[ring[k % kLookahead]]);
+        if (drawn < swaps) draw();
     }
 }
 
@@ -103,6 +118,9 @@ namespace {
 template <typename T>
 void append_rows(const MatrixView& W, double scale, std::vector<double>& out) {
     const T* base = static_cast<const T*>(W.data);
+    std::size_t at = out.size();
+    out.resize(at + static_cast<std::size_t>(W.rows * W.cols));
+    double* dst = out.data();
     for (std::int64_t r = 0; r < W.rows; ++r)
         for (std::int64_t c = 0; c < W.cols; ++c) {
             const T raw = base[r * W.row_stride + c * W.col_stride];
@@ -111,7 +129,7 @@ void append_rows(const MatrixView& W, double scale, std::vector<double>& out) {
                 v = W.dtype == DType::BFloat16 ? detail::bf16_to_float(raw) : detail::f16_to_float(raw);
             else
                 v = static_cast<double>(raw);
-            out.push_back(v * scale);
+            dst[at++] = v * scale;
         }
 }
 

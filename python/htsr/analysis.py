@@ -37,6 +37,9 @@ class Options:
     float32_weights: bool = False
     mp_fit: bool = False
     randomize: bool = False
+    alpha_ci: Optional[tuple] = None
+    bootstrap: int = 200
+    seed: Optional[int] = None
 
     def check(self) -> None:
         if self.precision not in ("float64", "float32"):
@@ -107,6 +110,9 @@ def analyze_batch(batch: List[LayerPlan], opts: Options, return_esd: bool, rng=N
         return_evals=return_esd,
         mp_fit=opts.mp_fit,
         randomize=rng,
+        alpha_ci=opts.alpha_ci,
+        bootstrap=opts.bootstrap,
+        seed=opts.seed,
     )
     rows = []
     for plan, result in zip(batch, results):
@@ -136,6 +142,8 @@ def analyze(
     mp_fit: bool = False,
     randomize: bool = False,
     seed: Optional[int] = None,
+    alpha_ci=None,
+    bootstrap: int = 200,
     _exact_names: bool = False,
     _float32_weights: bool = False,
     _rng=None,
@@ -170,8 +178,12 @@ def analyze(
         rand_distance (Jensen-Shannon distance of the two ESDs), ww_softrank, ww_maxdist, num_traps and the
         MP fit of the randomized ESD (rand_num_spikes, rand_sigma_mp, rand_mp_softrank, rand_W_scale,
         rand_bulk_max, rand_bulk_min).
-    seed : seed of the permutations (as numpy.random.seed(seed) + numpy.random.shuffle); None draws a
-        fresh one.
+    seed : seed of the permutations (as numpy.random.seed(seed) + numpy.random.shuffle) and of the
+        bootstrap; None draws a fresh one.
+    alpha_ci : (lo, hi) quantiles, e.g. (0.05, 0.95), or True for (0.05, 0.95): a bootstrap interval of
+        alpha in columns alpha_ci_lo, alpha_ci_hi (the tail above xmin resampled `bootstrap` times and
+        refitted with the same xmin rule; see README "Beyond the default path"). -1 where the fit failed.
+    bootstrap : number of bootstrap resamples (B, default 200).
 
     Returns
     -------
@@ -182,7 +194,8 @@ def analyze(
     rank_trusted, svd_fallback, message (why a failed row failed).
     """
     opts = Options(min_evals, max_evals, max_N, pool, conv2d_norm, xmax, tolerance, precision, method, small_n,
-                   _float32_weights, bool(mp_fit), bool(randomize))
+                   _float32_weights, bool(mp_fit), bool(randomize),
+                   (0.05, 0.95) if alpha_ci is True else (tuple(alpha_ci) if alpha_ci else None), bootstrap, seed)
     opts.check()
     rng = (_rng if _rng is not None else core.MersenneTwister(seed)) if randomize else None
     rows: List[Dict] = []

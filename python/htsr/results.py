@@ -18,7 +18,8 @@ METRIC_COLUMNS = ["norm", "log_norm", "spectral_norm", "log_spectral_norm", "alp
 MP_COLUMNS = ["num_spikes", "sigma_mp", "mp_softrank", "W_scale", "bulk_max", "bulk_min"]
 RANDOM_COLUMNS = ["max_rand_eval", "rand_distance", "ww_softrank", "ww_maxdist", "num_traps", "rand_num_spikes",
                   "rand_sigma_mp", "rand_mp_softrank", "rand_W_scale", "rand_bulk_max", "rand_bulk_min"]
-OPTIONAL_COLUMNS = MP_COLUMNS + RANDOM_COLUMNS
+CI_COLUMNS = ["alpha_ci_lo", "alpha_ci_hi"]
+OPTIONAL_COLUMNS = CI_COLUMNS + MP_COLUMNS + RANDOM_COLUMNS
 OPTIONAL_INTEGER_COLUMNS = ["num_spikes", "num_traps", "rand_num_spikes"]
 EXTRA_COLUMNS = ["dtype", "precision", "rank_trusted", "svd_fallback", "message"]
 COLUMNS = IDENTITY_COLUMNS + SPECTRUM_COLUMNS + FIT_COLUMNS + METRIC_COLUMNS + EXTRA_COLUMNS

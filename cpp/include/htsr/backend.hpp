@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "htsr/bootstrap.hpp"
 #include "htsr/metrics.hpp"
 #include "htsr/mpfit.hpp"
 #include "htsr/powerlaw.hpp"
@@ -29,6 +30,8 @@ struct AnalysisOptions {
     PowerLawOptions power_law;
     double tolerance = 1e-6;           // weak_rank_loss threshold
     bool mp_fit = false;               // Marchenko-Pastur fit of each ESD (spec §6)
+    bool alpha_ci = false;             // bootstrap interval of alpha (layer l uses seed bootstrap.seed + l)
+    BootstrapOptions bootstrap;
     // Non-null: also the randomized comparison of every layer, permutations drawn from this generator.
     MersenneTwister* randomize = nullptr;
 };
@@ -38,6 +41,7 @@ struct LayerAnalysis {
     PowerLawFit fit;
     LayerMetrics metrics;
     MPFit mp;                          // when AnalysisOptions::mp_fit
+    AlphaInterval alpha_ci;            // when AnalysisOptions::alpha_ci
     RandomizedComparison randomized;   // when AnalysisOptions::randomize
 };
 
