@@ -3,8 +3,8 @@
 
     PYTHONPATH=python python benchmarks/bench_beyond.py [--out benchmarks/results/beyond.json] [--rounds 3]
 
-The reference runs once per model (it takes minutes); htsr `rounds` times (median reported). Both tables are
-also checked to agree (rows, num_spikes, sigma_mp) so the timing compares equal work."""
+The reference runs once per model (it takes minutes); htsr `rounds` times (median reported). The rows whose
+num_spikes or sigma_mp (1e-6) differ are counted, so the timing is known to compare equal work."""
 from __future__ import annotations
 
 import argparse
@@ -72,11 +72,12 @@ def main():
             t, ours = timed(lambda: htsr.WeightWatcher(model).analyze(**options))
             ours_times.append(t)
         t_ref, theirs = timed(lambda: weightwatcher.WeightWatcher(model=model).analyze(**options))
-        same = (len(ours) == len(theirs) and (ours["num_spikes"].values == theirs["num_spikes"].values).all()
-                and np.allclose(ours["sigma_mp"], theirs["sigma_mp"], rtol=1e-6))
+        differ = int(len(ours) != len(theirs)) * len(theirs) or int(
+            ((ours["num_spikes"].values != theirs["num_spikes"].values)
+             | ~np.isclose(ours["sigma_mp"].values, theirs["sigma_mp"].values, rtol=1e-6)).sum())
         row = {"model": name, "layers": len(theirs), "options": "mp_fit=True, randomize=True",
                "reference_s": t_ref, "htsr_s": statistics.median(ours_times), "htsr_rounds_s": ours_times,
-               "speedup": t_ref / statistics.median(ours_times), "mp_columns_agree": bool(same)}
+               "speedup": t_ref / statistics.median(ours_times), "mp_rows_differing": differ}
         print(json.dumps(row))
         results.append(row)
     Path(args.out).write_text(json.dumps({

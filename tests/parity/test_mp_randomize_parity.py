@@ -90,9 +90,9 @@ def test_minilm_layers_match_the_reference(minilm_dir):
     from .test_weightwatcher_parity import minilm_module
 
     model = minilm_module(load_file(str(minilm_dir / "model.safetensors")))
-    # position embedding (512 x 384), a square attention projection (quarter circle), FFN in and out
-    ours, theirs, _ = both(model, seed=1, layers=[3, 12, 18, 21], mp_fit=True, randomize=True)
-    assert len(theirs) == 4
+    # a square attention projection (quarter circle) and the 1536x384 FFN input
+    ours, theirs, _ = both(model, seed=1, layers=[12, 18], mp_fit=True, randomize=True)
+    assert len(theirs) == 2
     compare_rows(ours, theirs, exact=EXACT)
 
 
