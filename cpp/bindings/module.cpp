@@ -6,7 +6,9 @@
 
 #include <omp.h>
 
+#include <limits>
 #include <memory>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -175,6 +177,52 @@ bool cuda_available() {
 #endif
 }
 
+void put_mp(py::dict& d, const MPFit& mp, const std::string& prefix) {
+    d[py::str(prefix + "num_spikes")] = mp.num_spikes;
+    d[py::str(prefix + "sigma_mp")] = mp.sigma_mp;
+    d[py::str(prefix + "mp_softrank")] = mp.mp_softrank;
+    d[py::str(prefix + "W_scale")] = mp.W_scale;
+    d[py::str(prefix + "bulk_max")] = mp.bulk_max;
+    d[py::str(prefix + "bulk_min")] = mp.bulk_min;
+    d[py::str(prefix + "mp_message")] = mp.message;
+}
+
+void put_randomized(py::dict& d, RandomizedComparison& c, bool with_evals) {
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    d["max_rand_eval"] = c.done ? c.max_rand_eval : nan;
+    d["rand_distance"] = c.done ? c.rand_distance : nan;
+    d["ww_softrank"] = c.done ? c.ww_softrank : nan;
+    d["ww_maxdist"] = c.done ? c.ww_maxdist : nan;
+    put_mp(d, c.mp, "rand_");
+    d["num_traps"] = c.mp.num_spikes;
+    if (with_evals) d["rand_evals"] = to_numpy(std::move(c.rand_evals));
+}
+
+BootstrapOptions bootstrap_options(const py::object& levels, int resamples, const py::object& seed) {
+    BootstrapOptions o;
+    auto pair = py::cast<std::pair<double, double>>(levels);
+    if (!(0.0 <= pair.first && pair.first < pair.second && pair.second <= 1.0))
+        throw std::invalid_argument("alpha_ci must be (lo, hi) quantiles with 0 <= lo < hi <= 1");
+    if (resamples < 2) throw std::invalid_argument("bootstrap needs at least 2 resamples");
+    o.lo = pair.first;
+    o.hi = pair.second;
+    o.resamples = resamples;
+    o.seed = seed.is_none() ? (static_cast<std::uint64_t>(std::random_device{}()) << 32 | std::random_device{}())
+                            : py::cast<std::uint64_t>(seed);
+    return o;
+}
+
+void put_interval(py::dict& d, const AlphaInterval& ci) {
+    d["alpha_ci_lo"] = ci.lo;
+    d["alpha_ci_hi"] = ci.hi;
+    d["alpha_ci_fitted"] = ci.fitted;
+}
+
+MersenneTwister* rng_argument(const py::object& rng) {
+    if (rng.is_none()) return nullptr;
+    return py::cast<MersenneTwister*>(rng);
+}
+
 PowerLawOptions power_law_options(int xmax, const std::string& small_n, bool candidates, double evals_thresh) {
     PowerLawOptions o;
     o.xmax_clip = xmax;
@@ -262,7 +310,8 @@ PYBIND11_MODULE(_core, m) {
     m.def(
         "analyze_layers",
         [](const py::list& layers, const std::string& precision, const std::string& method, int xmax,
-           const std::string& small_n, double tolerance, bool candidates, bool return_evals,
+           const std::string& small_n, double tolerance, bool candidates, bool return_evals, bool mp_fit,
+           const py::object& randomize, const py::object& alpha_ci, int bootstrap, const py::object& seed,
            const std::string& device) {
             std::vector<py::array> keep_alive;
             const std::vector<LayerInput> inputs = to_layers(layers, keep_alive);
@@ -270,6 +319,12 @@ PYBIND11_MODULE(_core, m) {
             opts.spectrum = {parse_precision(precision), parse_method(method)};
             opts.power_law = power_law_options(xmax, small_n, candidates, 1e-5);
             opts.tolerance = tolerance;
+            opts.mp_fit = mp_fit;
+            opts.randomize = rng_argument(randomize);
+            if (!alpha_ci.is_none()) {
+                opts.alpha_ci = true;
+                opts.bootstrap = bootstrap_options(alpha_ci, bootstrap, seed);
+            }
             std::vector<LayerAnalysis> results;
             {
                 py::gil_scoped_release release;
@@ -283,6 +338,9 @@ PYBIND11_MODULE(_core, m) {
                 if (a.spectrum.error.empty()) {
                     put_fit(d, a.fit);
                     put_metrics(d, a.metrics);
+                    if (mp_fit) put_mp(d, a.mp, "");
+                    if (opts.alpha_ci) put_interval(d, a.alpha_ci);
+                    if (opts.randomize != nullptr) put_randomized(d, a.randomized, return_evals);
                 }
                 out.append(d);
             }
@@ -290,8 +348,104 @@ PYBIND11_MODULE(_core, m) {
         },
         py::arg("layers"), py::arg("precision") = "float64", py::arg("method") = "auto", py::arg("xmax") = 0,
         py::arg("small_n") = "penalized", py::arg("tolerance") = 1e-6, py::arg("candidates") = false,
-        py::arg("return_evals") = false, py::arg("device") = "cpu",
-        "Spectra, power-law fits and metrics of many layers in one call; a failing layer gets 'error' set.");
+        py::arg("return_evals") = false, py::arg("mp_fit") = false, py::arg("randomize") = py::none(),
+        py::arg("alpha_ci") = py::none(), py::arg("bootstrap") = 200, py::arg("seed") = py::none(),
+        py::arg("device") = "cpu",
+        "Spectra, power-law fits and metrics of many layers in one call; a failing layer gets 'error' set. "
+        "mp_fit: also the Marchenko-Pastur columns; randomize: a MersenneTwister, also the randomized columns "
+        "(permutations drawn from it in layer order).");
+
+    py::class_<MersenneTwister>(m, "MersenneTwister",
+                                "MT19937 with numpy's legacy RandomState state; shuffles as numpy.random.shuffle.")
+        .def(py::init([](const py::object& seed) {
+                 if (seed.is_none()) return MersenneTwister(std::random_device{}());
+                 const long long s = py::cast<long long>(seed);
+                 if (s < 0 || s > 0xffffffffLL) throw std::invalid_argument("seed must be in [0, 2**32 - 1]");
+                 return MersenneTwister(static_cast<std::uint32_t>(s));
+             }),
+             py::arg("seed") = py::none(), "Seeded as numpy.random.seed(seed); None: a fresh random seed.")
+        .def_static(
+            "from_numpy_state",
+            [](const py::array_t<std::uint32_t, py::array::c_style | py::array::forcecast>& key, int pos) {
+                if (key.ndim() != 1 || key.size() != MersenneTwister::kStateWords)
+                    throw std::invalid_argument("MT19937 key must hold 624 words");
+                std::array<std::uint32_t, MersenneTwister::kStateWords> k{};
+                std::copy(key.data(), key.data() + key.size(), k.begin());
+                return MersenneTwister(k, pos);
+            },
+            py::arg("key"), py::arg("pos"), "From numpy.random.get_state()[1:3].")
+        .def("numpy_state",
+             [](const MersenneTwister& rng) {
+                 py::array_t<std::uint32_t> key(MersenneTwister::kStateWords);
+                 std::copy(rng.key().begin(), rng.key().end(), key.mutable_data());
+                 return py::make_tuple(key, rng.pos());
+             },
+             "(key, pos) for numpy.random.set_state(('MT19937', key, pos)).")
+        .def("next32", &MersenneTwister::next32);
+
+    m.def(
+        "shuffle",
+        [](const py::array_t<double, py::array::c_style | py::array::forcecast>& values, MersenneTwister& rng) {
+            std::vector<double> v(values.data(), values.data() + values.size());
+            shuffle(v.data(), v.size(), rng);
+            return to_numpy(std::move(v));
+        },
+        py::arg("values"), py::arg("rng"), "A shuffled copy of `values` (flattened), as numpy.random.shuffle.");
+
+    m.def(
+        "fit_marchenko_pastur",
+        [](const py::array_t<double, py::array::c_style | py::array::forcecast>& evals, double Q, std::int64_t M,
+           bool keep_grid) {
+            std::vector<double> v = to_sorted_evals(evals);
+            MPFitOptions opts;
+            opts.keep_grid = keep_grid;
+            MPFit fit;
+            {
+                py::gil_scoped_release release;
+                fit = fit_marchenko_pastur(v, Q, M, opts);
+            }
+            py::dict d;
+            put_mp(d, fit, "");
+            d["status"] = fit.status;
+            if (keep_grid) {
+                d["grid"] = to_numpy(std::move(fit.grid));
+                d["objective"] = to_numpy(std::move(fit.objective));
+            }
+            return d;
+        },
+        py::arg("evals"), py::arg("Q"), py::arg("M"), py::arg("keep_grid") = false,
+        "Marchenko-Pastur fit of an ascending ESD (weightwatcher-compatible objective, spec §6).");
+
+    m.def(
+        "bootstrap_alpha",
+        [](const py::array_t<double, py::array::c_style | py::array::forcecast>& evals, const py::object& alpha_ci,
+           int bootstrap, const py::object& seed, int xmax, const std::string& small_n) {
+            std::vector<double> v = to_sorted_evals(evals);
+            const PowerLawOptions opts = power_law_options(xmax, small_n, false, 1e-5);
+            const BootstrapOptions b = bootstrap_options(alpha_ci, bootstrap, seed);
+            PowerLawFit fit;
+            AlphaInterval ci;
+            {
+                py::gil_scoped_release release;
+                fit = fit_power_law(v, opts);
+                ci = bootstrap_alpha(v, fit, opts, b);
+            }
+            py::dict d;
+            put_fit(d, fit);
+            put_interval(d, ci);
+            return d;
+        },
+        py::arg("evals"), py::arg("alpha_ci") = std::make_pair(0.05, 0.95), py::arg("bootstrap") = 200,
+        py::arg("seed") = py::none(), py::arg("xmax") = 0, py::arg("small_n") = "penalized",
+        "Power-law fit of ascending eigenvalues and the bootstrap interval of alpha (tail resampled, refit).");
+
+    m.def(
+        "jensen_shannon_distance",
+        [](const py::array_t<double, py::array::c_style | py::array::forcecast>& p,
+           const py::array_t<double, py::array::c_style | py::array::forcecast>& q) {
+            return jensen_shannon_distance(to_sorted_evals(p), to_sorted_evals(q));
+        },
+        py::arg("p"), py::arg("q"), "Jensen-Shannon distance of two equal-length non-negative vectors.");
 
     m.def("cuda_built", []() {
 #ifdef HTSR_WITH_CUDA

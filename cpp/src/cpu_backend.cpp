@@ -102,6 +102,15 @@ std::vector<LayerAnalysis> analyze_layers(Backend& backend, const std::vector<La
         if (!a.spectrum.error.empty()) return;
         a.fit = fit_power_law(a.spectrum.evals, options.power_law);
         a.metrics = layer_metrics(a.spectrum.evals, a.fit.alpha, a.spectrum.N, options.tolerance);
+        if (options.alpha_ci) {
+            BootstrapOptions bootstrap = options.bootstrap;
+            bootstrap.seed += static_cast<std::uint64_t>(l);
+            a.alpha_ci = bootstrap_alpha(a.spectrum.evals, a.fit, options.power_law, bootstrap);
+        }
+        if (options.mp_fit)
+            a.mp = fit_marchenko_pastur(a.spectrum.evals,
+                                        static_cast<double>(a.spectrum.N) / static_cast<double>(a.spectrum.M),
+                                        a.spectrum.M);
     };
     constexpr std::size_t kBigFit = 4096;
     std::size_t first_small = 0;
@@ -110,6 +119,7 @@ std::vector<LayerAnalysis> analyze_layers(Backend& backend, const std::vector<La
 #pragma omp parallel for schedule(dynamic, 1)
     for (std::ptrdiff_t i = static_cast<std::ptrdiff_t>(first_small); i < static_cast<std::ptrdiff_t>(order.size()); ++i)
         fit_one(order[static_cast<std::size_t>(i)]);
+    if (options.randomize != nullptr) randomize_layers(backend, layers, out, options.spectrum, *options.randomize);
     return out;
 }
 

@@ -36,6 +36,11 @@ class Options:
     method: str = "auto"
     small_n: str = "penalized"
     float32_weights: bool = False
+    mp_fit: bool = False
+    randomize: bool = False
+    alpha_ci: Optional[tuple] = None
+    bootstrap: int = 200
+    seed: Optional[int] = None
     device: str = "cpu"
 
     def check(self) -> None:
@@ -110,7 +115,7 @@ def batches(plans: Iterable[LayerPlan]) -> Iterator[List[LayerPlan]]:
         yield batch
 
 
-def analyze_batch(batch: List[LayerPlan], opts: Options, return_esd: bool) -> List[Dict]:
+def analyze_batch(batch: List[LayerPlan], opts: Options, return_esd: bool, rng=None) -> List[Dict]:
     results = core.analyze_layers(
         [(plan.slices, plan.scale, plan.keep_largest) for plan in batch],
         precision=opts.precision,
@@ -120,6 +125,11 @@ def analyze_batch(batch: List[LayerPlan], opts: Options, return_esd: bool) -> Li
         tolerance=opts.tolerance,
         return_evals=return_esd,
         device=opts.device,
+        mp_fit=opts.mp_fit,
+        randomize=rng,
+        alpha_ci=opts.alpha_ci,
+        bootstrap=opts.bootstrap,
+        seed=opts.seed,
     )
     rows = []
     for plan, result in zip(batch, results):
@@ -148,9 +158,15 @@ def analyze(
     return_esd: bool = False,
     plot: bool = False,
     savefig="ww-img",
+    mp_fit: bool = False,
+    randomize: bool = False,
+    seed: Optional[int] = None,
+    alpha_ci=None,
+    bootstrap: int = 200,
+    device: str = "cpu",
     _exact_names: bool = False,
     _float32_weights: bool = False,
-    device: str = "cpu",
+    _rng=None,
 ) -> pd.DataFrame:
     """Analyzes every weight matrix of `model` and returns one row per layer.
 
@@ -174,7 +190,20 @@ def analyze(
         'gram' or 'svd' (gesdd, slowest and most accurate).
     small_n : xmin choice for ESDs of fewer than 20 values: 'penalized' (spec) or 'ks' (as
         weightwatcher 0.7.7 returns it).
-    return_esd : also return each layer's eigenvalues in an 'esd' column.
+    return_esd : also return each layer's eigenvalues in an 'esd' column (and, with randomize, the
+        randomized ones in 'rand_esd').
+    mp_fit : also fit the Marchenko-Pastur law to each ESD's bulk (weightwatcher's fit, see README
+        "Beyond the default path"): columns num_spikes, sigma_mp, mp_softrank, W_scale, bulk_max, bulk_min.
+    randomize : also analyze each layer with its elements randomly permuted: columns max_rand_eval,
+        rand_distance (Jensen-Shannon distance of the two ESDs), ww_softrank, ww_maxdist, num_traps and the
+        MP fit of the randomized ESD (rand_num_spikes, rand_sigma_mp, rand_mp_softrank, rand_W_scale,
+        rand_bulk_max, rand_bulk_min).
+    seed : seed of the permutations (as numpy.random.seed(seed) + numpy.random.shuffle) and of the
+        bootstrap; None draws a fresh one.
+    alpha_ci : (lo, hi) quantiles, e.g. (0.05, 0.95), or True for (0.05, 0.95): a bootstrap interval of
+        alpha in columns alpha_ci_lo, alpha_ci_hi (the tail above xmin resampled `bootstrap` times and
+        refitted with the same xmin rule; see README "Beyond the default path"). -1 where the fit failed.
+    bootstrap : number of bootstrap resamples (B, default 200).
     device : 'cpu' (default), 'cuda' (the CUDA backend; ValueError when it is not built or no GPU is
         visible) or 'auto'. A layer too large for the GPU's memory is computed on the CPU (its row says so).
     plot : write the reference's five figures per analyzed layer (log-log ESD with the fitted power
@@ -191,13 +220,16 @@ def analyze(
     rank_trusted, svd_fallback, message (why a failed row failed).
     """
     opts = Options(min_evals, max_evals, max_N, pool, conv2d_norm, xmax, tolerance, precision, method, small_n,
-                   _float32_weights, device)
+                   _float32_weights, bool(mp_fit), bool(randomize),
+                   (0.05, 0.95) if alpha_ci is True else (tuple(alpha_ci) if alpha_ci else None), bootstrap, seed,
+                   device)
     opts.check()
     plot_dir = _plot_dir(plot, savefig)
+    rng = (_rng if _rng is not None else core.MersenneTwister(seed)) if randomize else None
     rows: List[Dict] = []
     entries = selected_entries(model, layers, opts, start_ids, _exact_names)
     for batch in batches(plan_entries(entries, opts, rows)):
-        rows.extend(analyze_batch(batch, opts, return_esd or plot_dir is not None))
+        rows.extend(analyze_batch(batch, opts, return_esd or plot_dir is not None, rng))
     table = make_table(rows)
     if plot_dir is not None:
         from .plots import plot_layers

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Dict, Optional
 
+import numpy as np
 import pandas as pd
 
+from ._native import core
 from .analysis import analyze as _analyze
 from .analysis import describe as _describe
 
@@ -15,10 +17,13 @@ REFERENCE_COLUMNS = ["layer_id", "name", "D", "M", "N", "Q", "alpha", "alpha_wei
                      "matrix_rank", "norm", "num_evals", "num_pl_spikes", "rank_loss", "rf", "sigma",
                      "spectral_norm", "stable_rank", "status", "sv_max", "sv_min", "warning", "weak_rank_loss",
                      "xmax", "xmin"]
+MP_FIT_COLUMNS = ["num_spikes", "sigma_mp", "mp_softrank", "W_scale", "bulk_max", "bulk_min"]
+RANDOMIZE_COLUMNS = ["max_rand_eval", "rand_distance", "ww_softrank", "ww_maxdist", "num_traps", "rand_num_spikes",
+                     "rand_sigma_mp", "rand_mp_softrank", "rand_W_scale", "rand_bulk_max", "rand_bulk_min"]
 REFERENCE_DESCRIBE_COLUMNS = ["layer_id", "name", "M", "N", "Q", "layer_type", "longname", "num_evals", "rf"]
 
 # Options of the reference that htsr does not implement yet: passing a non-default value raises.
-_NOT_YET = {"randomize": False, "mp_fit": False, "fix_fingers": False,
+_NOT_YET = {"fix_fingers": False,
             "fit": "PL", "detX": False, "vectors": False, "intra": False, "deltas": False, "inverse": False,
             "peft": False, "base_model": None, "glorot_fix": False, "fft": False, "conv2d_fft": False,
             "stacked": False, "channels": None, "ww2x": False}
@@ -40,16 +45,25 @@ class WeightWatcher:
 
     def analyze(self, model=None, layers=[], min_evals=8, max_evals=15000, max_N=50000, pool=True,
                 conv2d_norm=True, xmax=None, tolerance=0.000001, start_ids=0, svd_method="fast",
-                pl_package="ww", **unsupported) -> pd.DataFrame:
+                pl_package="ww", mp_fit=False, randomize=False, **unsupported) -> pd.DataFrame:
         """As weightwatcher's analyze() with its defaults; returns (and keeps) the details table.
-        plot=True writes the reference's five figures per layer into `savefig` (default 'ww-img')."""
+
+        plot=True writes the reference's five figures per layer into `savefig` (default 'ww-img').
+        mp_fit / randomize add the reference's columns. randomize draws its permutations from numpy's
+        global RandomState and advances it, as the reference does: after numpy.random.seed(s) both tools
+        permute the same elements the same way."""
         plot, savefig = unsupported.pop("plot", False), unsupported.pop("savefig", "ww-img")
         _refuse(unsupported)
+        rng = _numpy_global_rng() if randomize else None
         details = _analyze(self._model(model), layers=layers, min_evals=min_evals, max_evals=max_evals,
                            max_N=max_N, pool=pool, conv2d_norm=conv2d_norm, xmax=xmax, tolerance=tolerance,
-                           start_ids=start_ids, small_n="ks", plot=plot, savefig=savefig, _exact_names=True,
-                           _float32_weights=True)
-        columns = REFERENCE_COLUMNS + (["slice_id"] if "slice_id" in details.columns else [])
+                           start_ids=start_ids, small_n="ks", plot=plot, savefig=savefig, mp_fit=mp_fit,
+                           randomize=randomize, _exact_names=True, _float32_weights=True, _rng=rng)
+        if rng is not None:
+            _advance_numpy_global_rng(rng)
+        extra = (MP_FIT_COLUMNS if mp_fit else []) + (RANDOMIZE_COLUMNS if randomize else [])
+        columns = REFERENCE_COLUMNS[:2] + sorted(REFERENCE_COLUMNS[2:] + extra)  # the reference sorts its columns
+        columns += ["slice_id"] if "slice_id" in details.columns else []
         self.details = details[[c for c in columns if c in details.columns]].copy()
         return self.details
 
@@ -72,6 +86,21 @@ class WeightWatcher:
         metrics = ["log_norm", "alpha", "alpha_weighted", "log_alpha_norm", "log_spectral_norm", "stable_rank",
                    "mp_softrank"]
         return {m: details[m].mean() for m in metrics if m in details.columns}
+
+
+def _numpy_global_rng():
+    """A core generator continuing numpy's global RandomState (which the reference shuffles with)."""
+    state = np.random.get_state()
+    if state[0] != "MT19937":
+        return core.MersenneTwister(None)
+    return core.MersenneTwister.from_numpy_state(state[1], state[2])
+
+
+def _advance_numpy_global_rng(rng) -> None:
+    state = np.random.get_state()
+    if state[0] == "MT19937":
+        key, pos = rng.numpy_state()
+        np.random.set_state(("MT19937", key, pos, state[3], state[4]))
 
 
 def _refuse(options: Dict) -> None:

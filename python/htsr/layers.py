@@ -97,6 +97,9 @@ def plan_layer(entry: LayerEntry, conv2d_norm: bool = True, float32_weights: boo
         # rf slices W[:, :, i, j] (out x in), each a strided view into the weight tensor.
         kh, kw = array.shape[2], array.shape[3]
         slices = [array[:, :, i, j] for i in range(kh) for j in range(kw)]
+        # Tall orientation (a free transposed view), as the reference holds them: randomize permutes the
+        # elements in this row-major order.
+        slices = [s.T if s.shape[0] < s.shape[1] else s for s in slices]
         scale = math.sqrt(0.5) if conv2d_norm else 1.0  # sqrt(c/2) with c = 1 when pooled
     elif array.ndim == 3:
         # torch Conv1d (out, in, k), compatible: the in x k matrix of each output channel, pooled,

@@ -14,6 +14,13 @@ SPECTRUM_COLUMNS = ["num_evals", "has_esd", "sv_max", "sv_min", "lambda_max", "r
 FIT_COLUMNS = ["alpha", "xmin", "xmax", "D", "sigma", "num_pl_spikes", "status", "warning"]
 METRIC_COLUMNS = ["norm", "log_norm", "spectral_norm", "log_spectral_norm", "alpha_weighted", "log_alpha_norm",
                   "stable_rank", "matrix_rank", "entropy"]
+# Beyond the default path (spec §6), present only when asked for.
+MP_COLUMNS = ["num_spikes", "sigma_mp", "mp_softrank", "W_scale", "bulk_max", "bulk_min"]
+RANDOM_COLUMNS = ["max_rand_eval", "rand_distance", "ww_softrank", "ww_maxdist", "num_traps", "rand_num_spikes",
+                  "rand_sigma_mp", "rand_mp_softrank", "rand_W_scale", "rand_bulk_max", "rand_bulk_min"]
+CI_COLUMNS = ["alpha_ci_lo", "alpha_ci_hi"]
+OPTIONAL_COLUMNS = CI_COLUMNS + MP_COLUMNS + RANDOM_COLUMNS
+OPTIONAL_INTEGER_COLUMNS = ["num_spikes", "num_traps", "rand_num_spikes"]
 EXTRA_COLUMNS = ["dtype", "precision", "device", "rank_trusted", "svd_fallback", "message"]
 COLUMNS = IDENTITY_COLUMNS + SPECTRUM_COLUMNS + FIT_COLUMNS + METRIC_COLUMNS + EXTRA_COLUMNS
 DESCRIBE_COLUMNS = IDENTITY_COLUMNS + ["num_evals", "dtype"]
@@ -48,7 +55,7 @@ def success_row(plan, result: Dict, precision: str, device: str = "cpu") -> Dict
     row = identity(plan.entry, plan)
     if plan.slice_id is not None:
         row["slice_id"] = plan.slice_id
-    for col in SPECTRUM_COLUMNS + FIT_COLUMNS + METRIC_COLUMNS:
+    for col in SPECTRUM_COLUMNS + FIT_COLUMNS + METRIC_COLUMNS + OPTIONAL_COLUMNS:
         if col in result:
             row[col] = result[col]
     row["has_esd"] = True
@@ -65,14 +72,17 @@ def success_row(plan, result: Dict, precision: str, device: str = "cpu") -> Dict
     row["message"] = f"layer '{plan.entry.longname}': {'; '.join(notes)}" if notes else ""
     if "evals" in result:
         row["esd"] = result["evals"]
+    if "rand_evals" in result:
+        row["rand_esd"] = result["rand_evals"]
     return row
 
 
 def make_table(rows: List[Dict]) -> pd.DataFrame:
-    optional = [c for c in ("slice_id", "esd") if any(c in r for r in rows)]
-    columns = COLUMNS + optional
+    extra = [c for c in OPTIONAL_COLUMNS if any(c in r for r in rows)]
+    optional = [c for c in ("slice_id", "esd", "rand_esd") if any(c in r for r in rows)]
+    columns = COLUMNS[:COLUMNS.index("dtype")] + extra + COLUMNS[COLUMNS.index("dtype"):] + optional
     table = pd.DataFrame(rows, columns=columns)
-    for col in INTEGER_COLUMNS:  # failed rows leave gaps: keep integers integral (nullable) anyway
+    for col in INTEGER_COLUMNS + [c for c in OPTIONAL_INTEGER_COLUMNS if c in extra]:  # failed rows leave gaps: keep integers integral (nullable) anyway
         table[col] = table[col].astype("int64" if table[col].notna().all() else "Int64")
     if len(table):
         table = table.sort_values(["layer_id"] + (["slice_id"] if "slice_id" in table else []),

@@ -4,8 +4,11 @@
 #include <string>
 #include <vector>
 
+#include "htsr/bootstrap.hpp"
 #include "htsr/metrics.hpp"
+#include "htsr/mpfit.hpp"
 #include "htsr/powerlaw.hpp"
+#include "htsr/randomize.hpp"
 #include "htsr/spectrum.hpp"
 
 namespace htsr {
@@ -26,16 +29,29 @@ struct AnalysisOptions {
     SpectrumOptions spectrum;
     PowerLawOptions power_law;
     double tolerance = 1e-6;           // weak_rank_loss threshold
+    bool mp_fit = false;               // Marchenko-Pastur fit of each ESD (spec §6)
+    bool alpha_ci = false;             // bootstrap interval of alpha (layer l uses seed bootstrap.seed + l)
+    BootstrapOptions bootstrap;
+    // Non-null: also the randomized comparison of every layer, permutations drawn from this generator.
+    MersenneTwister* randomize = nullptr;
 };
 
 struct LayerAnalysis {
     LayerSpectrum spectrum;
     PowerLawFit fit;
     LayerMetrics metrics;
+    MPFit mp;                          // when AnalysisOptions::mp_fit
+    AlphaInterval alpha_ci;            // when AnalysisOptions::alpha_ci
+    RandomizedComparison randomized;   // when AnalysisOptions::randomize
 };
 
 // Spectra of all layers, then fits and metrics in parallel across layers.
 std::vector<LayerAnalysis> analyze_layers(Backend& backend, const std::vector<LayerInput>& layers,
                                           const AnalysisOptions& options);
+
+// Randomized comparison of every layer whose spectrum succeeded (results[l].randomized), permutations drawn
+// from rng in layer order.
+void randomize_layers(Backend& backend, const std::vector<LayerInput>& layers, std::vector<LayerAnalysis>& results,
+                      const SpectrumOptions& options, MersenneTwister& rng);
 
 }  // namespace htsr
