@@ -8,13 +8,14 @@ from ..errors import SourceError
 from ..layers import LayerEntry
 
 
-def iter_layers(model, start_ids: int = 0) -> Iterator[LayerEntry]:
-    """Yields the layers of `model`: a torch nn.Module, a dict of name -> array/tensor, a
-    .safetensors file, or a Hugging Face folder (model.safetensors or sharded with an index)."""
+def iter_layers(model, start_ids: int = 0, **options) -> Iterator[LayerEntry]:
+    """Yields the layers of `model`: a torch nn.Module, a dict of name -> array/tensor, a .safetensors,
+    .gguf or PyTorch checkpoint file, or a Hugging Face folder (model.safetensors or sharded with an index).
+    options: unsafe_pickle (allow code execution when loading a pickle checkpoint)."""
     if isinstance(model, (str, os.PathLike)):
-        from .files import iter_path
+        from .formats import iter_path
 
-        return iter_path(os.fspath(model), start_ids)
+        return iter_path(os.fspath(model), start_ids, **options)
     if isinstance(model, dict):
         from .state_dict import iter_state_dict
 
