@@ -57,9 +57,10 @@ def size_filter_reason(N: int, M: int, rf: int, opts: Options) -> Optional[str]:
     return None
 
 
-def selected_entries(model, layers, opts: Options, start_ids: int, exact_names: bool) -> Iterator[LayerEntry]:
+def selected_entries(model, layers, opts: Options, start_ids: int, exact_names: bool,
+                     **source_options) -> Iterator[LayerEntry]:
     selection = LayerSelection.parse(layers, exact_names=exact_names)
-    for entry in iter_layers(model, start_ids):
+    for entry in iter_layers(model, start_ids, **source_options):
         if entry.layer_type in ANALYZABLE_TYPES or entry.layer_type == "unknown":
             if selection.keeps(entry):
                 yield entry
@@ -129,6 +130,7 @@ def analyze(
     method: str = "auto",
     small_n: str = "penalized",
     return_esd: bool = False,
+    unsafe_pickle: bool = False,
     _exact_names: bool = False,
     _float32_weights: bool = False,
 ) -> pd.DataFrame:
@@ -136,8 +138,9 @@ def analyze(
 
     Parameters
     ----------
-    model : torch nn.Module, dict of name -> array/tensor, path to a .safetensors file or a
-        Hugging Face model folder (model.safetensors, or shards with model.safetensors.index.json).
+    model : torch nn.Module, dict of name -> array/tensor, path to a .safetensors, .gguf or PyTorch
+        checkpoint (.pt/.pth/.bin) file, or a Hugging Face model folder (model.safetensors, shards with
+        model.safetensors.index.json, or pytorch_model.bin).
     layers : ids (negative ids exclude), name regexes (matched against longname; a '-' prefix
         excludes) and/or layer types ('dense', 'conv1d', 'conv2d', 'embedding'). Default: all.
     min_evals, max_evals, max_N : size filters (spec §1). No upper caps by default.
@@ -155,6 +158,8 @@ def analyze(
     small_n : xmin choice for ESDs of fewer than 20 values: 'penalized' (spec) or 'ks' (as
         weightwatcher 0.7.7 returns it).
     return_esd : also return each layer's eigenvalues in an 'esd' column.
+    unsafe_pickle : allow PyTorch checkpoints whose unpickling executes code (only for trusted files;
+        by default checkpoints load with torch.load(weights_only=True) and such files are refused).
 
     Returns
     -------
@@ -168,7 +173,7 @@ def analyze(
                    _float32_weights)
     opts.check()
     rows: List[Dict] = []
-    entries = selected_entries(model, layers, opts, start_ids, _exact_names)
+    entries = selected_entries(model, layers, opts, start_ids, _exact_names, unsafe_pickle=unsafe_pickle)
     for batch in batches(plan_entries(entries, opts, rows)):
         rows.extend(analyze_batch(batch, opts, return_esd))
     return make_table(rows)
