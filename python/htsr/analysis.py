@@ -4,6 +4,7 @@ A failure in one layer (bad dtype, NaN, all zeros, odd shape) becomes that layer
 other layers are analyzed normally."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Dict, Iterable, Iterator, List, Optional
 
@@ -131,6 +132,8 @@ def analyze(
     small_n: str = "penalized",
     return_esd: bool = False,
     unsafe_pickle: bool = False,
+    out=None,
+    resume: bool = False,
     _exact_names: bool = False,
     _float32_weights: bool = False,
 ) -> pd.DataFrame:
@@ -160,6 +163,10 @@ def analyze(
     return_esd : also return each layer's eigenvalues in an 'esd' column.
     unsafe_pickle : allow PyTorch checkpoints whose unpickling executes code (only for trusted files;
         by default checkpoints load with torch.load(weights_only=True) and such files are refused).
+    out : path of a .parquet, .csv or .json file rewritten (atomically) after every batch of finished
+        layers, so a crash or Ctrl-C loses none; rows also get `fingerprint` and `run_options` columns.
+    resume : with `out`, skip the layers already in that file; refused (htsr.resume.ResumeError) when it
+        was written with other options or a skipped tensor's fingerprint changed.
 
     Returns
     -------
@@ -174,8 +181,20 @@ def analyze(
     opts.check()
     rows: List[Dict] = []
     entries = selected_entries(model, layers, opts, start_ids, _exact_names, unsafe_pickle=unsafe_pickle)
+    recorder = None
+    if out is not None:
+        from .resume import RunRecorder
+
+        run = dict(dataclasses.asdict(opts), layers=repr(layers), start_ids=start_ids, exact_names=_exact_names)
+        recorder = RunRecorder(out, run, resume)
+        entries = recorder.track(entries)
     for batch in batches(plan_entries(entries, opts, rows)):
         rows.extend(analyze_batch(batch, opts, return_esd))
+        if recorder is not None:
+            recorder.flush(rows)
+    if recorder is not None:
+        recorder.flush(rows)
+        return recorder.table()
     return make_table(rows)
 
 

@@ -51,15 +51,16 @@ def cmd_analyze(args) -> int:
         return 2
     failed = False
     for path in paths:
-        details = htsr.analyze(path, layers=parse_layers(args.layers), precision=args.precision)
+        out = args.out
+        if out and len(paths) > 1:
+            stem, ext = os.path.splitext(args.out)
+            out = f"{stem}.{os.path.splitext(os.path.basename(path))[0]}{ext}"
+        # with --out, analyze() writes the file itself as layers finish (and --resume continues it)
+        details = htsr.analyze(path, layers=parse_layers(args.layers), precision=args.precision, out=out,
+                               resume=args.resume, unsafe_pickle=args.unsafe_pickle)
         print_result(os.path.basename(path.rstrip("/")), details, htsr.summary(details))
         failed = failed or bool((details["status"] == "failed").any())
-        if args.out:
-            out = args.out
-            if len(paths) > 1:
-                stem, ext = os.path.splitext(args.out)
-                out = f"{stem}.{os.path.splitext(os.path.basename(path))[0]}{ext}"
-            write_table(details, out)
+        if out:
             print(f"wrote {out}")
     return 1 if failed else 0
 
@@ -71,9 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="examples:\n  htsr analyze --demo\n  htsr analyze ./my-hf-model --out details.csv\n"
                               "  htsr analyze model.safetensors --layers 'attn' dense",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    a.add_argument("path", nargs="?", help=".safetensors file or Hugging Face model folder")
+    a.add_argument("path", nargs="?", help="model file (.safetensors, .gguf, .pt/.pth/.bin) or Hugging Face folder")
     a.add_argument("--demo", action="store_true", help="analyze the small models shipped with htsr")
-    a.add_argument("--out", help="write the details table to FILE.csv or FILE.json")
+    a.add_argument("--out", help="write the details table to FILE.parquet, .csv or .json as layers finish")
+    a.add_argument("--resume", action="store_true", help="with --out: skip the layers already in that file")
+    a.add_argument("--unsafe-pickle", action="store_true",
+                   help="allow PyTorch checkpoints that execute code when loaded (trusted files only)")
     a.add_argument("--layers", nargs="+", help="layer ids, name regexes or types to analyze")
     a.add_argument("--precision", choices=["float64", "float32"], default="float64")
     a.set_defaults(run=cmd_analyze)
