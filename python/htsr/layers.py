@@ -13,7 +13,8 @@ from .errors import LayerError
 DENSE, CONV1D, CONV2D, EMBEDDING, NORM, UNKNOWN = "dense", "conv1d", "conv2d", "embedding", "norm", "unknown"
 ANALYZABLE_TYPES = (DENSE, CONV1D, CONV2D, EMBEDDING)
 
-# A matrix as the core takes it: a 2-D float array, or (int16/uint16 array, "bfloat16").
+# A matrix as the core takes it: a 2-D float array, (int16/uint16 array, "bfloat16"), or
+# (uint8 array, "float8_e4m3fn" | "float8_e5m2").
 CoreMatrix = object
 
 
@@ -45,11 +46,12 @@ class LayerPlan:
 
     @property
     def nbytes(self) -> int:
-        itemsize = 2 if self.entry.dtype in ("float16", "bfloat16") else (8 if self.entry.dtype == "float64" else 4)
+        itemsize = ITEMSIZE.get(self.entry.dtype, 4)
         return int(np.prod(self.entry.shape)) * itemsize
 
 
-FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64", "float8_e4m3fn", "float8_e5m2")
+ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8, "float8_e4m3fn": 1, "float8_e5m2": 1}
 
 
 def matrix_dims(entry: LayerEntry) -> Tuple[int, int, int]:
