@@ -5,6 +5,7 @@ other layers are analyzed normally."""
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from typing import Dict, Iterable, Iterator, List, Optional
 
@@ -132,6 +133,8 @@ def analyze(
     small_n: str = "penalized",
     return_esd: bool = False,
     unsafe_pickle: bool = False,
+    peft=False,
+    base_model=None,
     out=None,
     resume: bool = False,
     _exact_names: bool = False,
@@ -163,6 +166,12 @@ def analyze(
     return_esd : also return each layer's eigenvalues in an 'esd' column.
     unsafe_pickle : allow PyTorch checkpoints whose unpickling executes code (only for trusted files;
         by default checkpoints load with torch.load(weights_only=True) and such files are refused).
+    peft : True (default for a LoRA adapter folder): one row per adapted layer for dW = scale * B @ A,
+        computed from an r x r problem; 'with_base': also the base weight W and the merged W + dW
+        (needs base_model). Rows are told apart by the `component` column ('delta', 'base', 'merged').
+    base_model : the base model of a LoRA adapter (peft='with_base'), or, for an ordinary model, the
+        model to subtract: rows then describe W_model - W_base, layers matched by name (layers on one
+        side only, or with other shapes, are failed rows).
     out : path of a .parquet, .csv or .json file rewritten (atomically) after every batch of finished
         layers, so a crash or Ctrl-C loses none; rows also get `fingerprint` and `run_options` columns.
     resume : with `out`, skip the layers already in that file; refused (htsr.resume.ResumeError) when it
@@ -180,12 +189,15 @@ def analyze(
                    _float32_weights)
     opts.check()
     rows: List[Dict] = []
-    entries = selected_entries(model, layers, opts, start_ids, _exact_names, unsafe_pickle=unsafe_pickle)
+    entries = selected_entries(model, layers, opts, start_ids, _exact_names, unsafe_pickle=unsafe_pickle, peft=peft,
+                               base_model=base_model)
     recorder = None
     if out is not None:
         from .resume import RunRecorder
 
-        run = dict(dataclasses.asdict(opts), layers=repr(layers), start_ids=start_ids, exact_names=_exact_names)
+        run = dict(dataclasses.asdict(opts), layers=repr(layers), start_ids=start_ids, exact_names=_exact_names,
+                   peft=peft, base_model=base_model if isinstance(base_model, (str, type(None))) else
+                   os.fspath(base_model) if isinstance(base_model, os.PathLike) else type(base_model).__name__)
         recorder = RunRecorder(out, run, resume)
         entries = recorder.track(entries)
     for batch in batches(plan_entries(entries, opts, rows)):

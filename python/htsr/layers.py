@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -29,6 +29,8 @@ class LayerEntry:
     shape: Tuple[int, ...]
     dtype: str  # float16 | bfloat16 | float32 | float64 | another numpy/torch dtype name
     load: Callable[[], CoreMatrix] = field(repr=False)  # returns an ndarray or (uint16 array, "bfloat16")
+    tags: Dict[str, str] = field(default_factory=dict)  # extra columns of its rows, e.g. {"component": "delta"}
+    finish_row: Optional[Callable[[Dict], None]] = field(default=None, repr=False)  # source-specific row fix-up
 
 
 @dataclass

@@ -25,6 +25,7 @@ SUMMARY_METRICS = ["log_norm", "alpha", "alpha_weighted", "log_alpha_norm", "log
 def identity(entry, plan=None) -> Dict:
     row = {"layer_id": entry.layer_id, "name": entry.name, "longname": entry.longname,
            "layer_type": entry.layer_type, "dtype": entry.dtype}
+    row.update(entry.tags)
     if plan is not None:
         row.update(N=plan.N, M=plan.M, Q=plan.N / plan.M, rf=plan.rf)
     return row
@@ -60,11 +61,13 @@ def success_row(plan, result: Dict, precision: str) -> Dict:
     row["message"] = f"layer '{plan.entry.longname}': {fit_message}" if fit_message else ""
     if "evals" in result:
         row["esd"] = result["evals"]
+    if plan.entry.finish_row is not None:
+        plan.entry.finish_row(row)
     return row
 
 
 def make_table(rows: List[Dict]) -> pd.DataFrame:
-    optional = [c for c in ("slice_id", "esd") if any(c in r for r in rows)]
+    optional = [c for c in ("slice_id", "component", "esd") if any(c in r for r in rows)]
     columns = COLUMNS + optional
     table = pd.DataFrame(rows, columns=columns)
     for col in INTEGER_COLUMNS:  # failed rows leave gaps: keep integers integral (nullable) anyway
