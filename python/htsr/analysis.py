@@ -137,6 +137,7 @@ def analyze(
     base_model=None,
     out=None,
     resume: bool = False,
+    progress: Optional[bool] = None,
     _exact_names: bool = False,
     _float32_weights: bool = False,
 ) -> pd.DataFrame:
@@ -176,6 +177,8 @@ def analyze(
         layers, so a crash or Ctrl-C loses none; rows also get `fingerprint` and `run_options` columns.
     resume : with `out`, skip the layers already in that file; refused (htsr.resume.ResumeError) when it
         was written with other options or a skipped tensor's fingerprint changed.
+    progress : show a progress bar (tqdm) with the current layer and GB/s; None (default): only when
+        stderr is a terminal; False: quiet.
 
     Returns
     -------
@@ -200,10 +203,17 @@ def analyze(
                    os.fspath(base_model) if isinstance(base_model, os.PathLike) else type(base_model).__name__)
         recorder = RunRecorder(out, run, resume)
         entries = recorder.track(entries)
-    for batch in batches(plan_entries(entries, opts, rows)):
-        rows.extend(analyze_batch(batch, opts, return_esd))
-        if recorder is not None:
-            recorder.flush(rows)
+    from .progress import LayerProgress
+
+    bar = LayerProgress(progress)
+    try:
+        for batch in batches(plan_entries(entries, opts, rows)):
+            rows.extend(analyze_batch(batch, opts, return_esd))
+            bar.batch_done(batch)
+            if recorder is not None:
+                recorder.flush(rows)
+    finally:
+        bar.close()
     if recorder is not None:
         recorder.flush(rows)
         return recorder.table()

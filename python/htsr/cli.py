@@ -57,7 +57,8 @@ def cmd_analyze(args) -> int:
             out = f"{stem}.{os.path.splitext(os.path.basename(path))[0]}{ext}"
         # with --out, analyze() writes the file itself as layers finish (and --resume continues it)
         details = htsr.analyze(path, layers=parse_layers(args.layers), precision=args.precision, out=out,
-                               resume=args.resume, unsafe_pickle=args.unsafe_pickle)
+                               resume=args.resume, unsafe_pickle=args.unsafe_pickle,
+                               progress=False if args.quiet else None)
         print_result(os.path.basename(path.rstrip("/")), details, htsr.summary(details))
         failed = failed or bool((details["status"] == "failed").any())
         if out:
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--demo", action="store_true", help="analyze the small models shipped with htsr")
     a.add_argument("--out", help="write the details table to FILE.parquet, .csv or .json as layers finish")
     a.add_argument("--resume", action="store_true", help="with --out: skip the layers already in that file")
+    a.add_argument("--quiet", action="store_true", help="no progress bar")
     a.add_argument("--unsafe-pickle", action="store_true",
                    help="allow PyTorch checkpoints that execute code when loaded (trusted files only)")
     a.add_argument("--layers", nargs="+", help="layer ids, name regexes or types to analyze")
