@@ -21,6 +21,14 @@ def iter_path(path: str, start_ids: int = 0, **options) -> Iterator[LayerEntry]:
             from .gguf import iter_gguf
 
             return iter_gguf(path, start_ids)
+        if lowered.endswith(".onnx"):
+            from .onnx import iter_onnx
+
+            return iter_onnx(path, start_ids)
+        if lowered.endswith((".h5", ".hdf5", ".keras")):
+            from .keras import iter_keras
+
+            return iter_keras(path, start_ids)
         if lowered.endswith(CHECKPOINT_SUFFIXES):
             from .checkpoint import iter_checkpoint
 
