@@ -226,3 +226,17 @@ def test_unsupported_file_type(tmp_path):
 def test_unsupported_object():
     with pytest.raises(SourceError):
         htsr.analyze(42)
+
+
+def test_index_points_to_missing_tensor(tmp_path):
+    folder = tmp_path / "sharded"
+    folder.mkdir()
+    _valid_file(folder / "model-00001-of-00001.safetensors")  # holds a.weight and b.weight
+    index = {"metadata": {}, "weight_map": {"a.weight": "model-00001-of-00001.safetensors",
+                                            "b.weight": "model-00001-of-00001.safetensors",
+                                            "ghost.weight": "model-00001-of-00001.safetensors"}}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    rows = {r["longname"]: r for r in htsr.analyze(folder).to_dict("records")}
+    assert rows["ghost"]["status"] == "failed"
+    assert "ghost.weight" in rows["ghost"]["message"] and "model-00001-of-00001" in rows["ghost"]["message"]
+    assert rows["a"]["status"] == rows["b"]["status"] == "success"

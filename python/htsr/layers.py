@@ -31,6 +31,7 @@ class LayerEntry:
     load: Callable[[], CoreMatrix] = field(repr=False)  # returns an ndarray or (uint16 array, "bfloat16")
     tags: Dict[str, str] = field(default_factory=dict)  # extra columns of its rows, e.g. {"component": "delta"}
     finish_row: Optional[Callable[[Dict], None]] = field(default=None, repr=False)  # source-specific row fix-up
+    error: Optional[str] = None  # known unreadable (e.g. listed in an index, absent from its file): a failed row
 
 
 @dataclass
@@ -71,6 +72,8 @@ def matrix_dims(entry: LayerEntry) -> Tuple[int, int, int]:
 def validate(entry: LayerEntry) -> None:
     """Raises LayerError for weights that have no spectrum to analyze."""
     where = f"layer '{entry.longname}'"
+    if entry.error:
+        raise LayerError(entry.error)
     if entry.dtype not in FLOAT_DTYPES:
         raise LayerError(f"{where}: weights of type {entry.dtype} cannot be analyzed "
                          f"(supported: {', '.join(FLOAT_DTYPES)})")
