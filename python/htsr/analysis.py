@@ -19,8 +19,9 @@ from .selection import LayerSelection
 from .sources import iter_layers
 
 # Layers are sent to the core in batches: many small layers per call (parallel across layers in C++,
-# no per-layer Python overhead), bounded so that only a few large tensors are resident at a time.
-BATCH_BYTES = 512 * 1024 * 1024
+# no per-layer Python overhead), bounded so that only a few large tensors are resident at a time
+# (mapped weights count in RSS once read: peak RSS ~ imports + BATCH_BYTES + one tensor + working memory).
+BATCH_BYTES = 256 * 1024 * 1024
 BATCH_LAYERS = 256
 
 

@@ -55,7 +55,8 @@ def iter_path(path: str, start_ids: int = 0) -> Iterator[LayerEntry]:
     weight_map = index_map(path) or {}
     by_name = {os.path.relpath(f.path, path): f for f in files} if weight_map else {}
     # tensors the index lists but its shard does not hold: a failed row each, naming shard and tensor
-    absent = [(k, s) for k, s in weight_map.items() if os.path.normpath(s) in by_name and k not in by_name[os.path.normpath(s)].tensors]
+    absent = [(k, s) for k, s in weight_map.items()
+              if os.path.normpath(s) in by_name and k not in by_name[os.path.normpath(s)].tensors]
 
     def items():
         for f in files:

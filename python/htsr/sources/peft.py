@@ -126,7 +126,8 @@ def iter_adapter(folder: str, start_ids: int = 0, peft=True, base_model=None, **
     for key, (shape, load) in tensors.items():
         m = _LORA_KEY.match(key)
         if m:
-            modules.setdefault(m.group(1), {})[m.group(2).replace("embedding_", "")] = (shape, load, "embedding" in m.group(2))
+            part = m.group(2).replace("embedding_", "")
+            modules.setdefault(m.group(1), {})[part] = (shape, load, "embedding" in m.group(2))
     if not modules:
         raise SourceError(f"{folder}: no lora_A / lora_B tensors in the adapter")
     base = {}
