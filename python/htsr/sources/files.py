@@ -8,6 +8,7 @@ from typing import Iterator, List
 
 from ..errors import SourceError
 from ..layers import UNKNOWN, LayerEntry
+from .safetensors_file import _DTYPES as KNOWN_DTYPES
 from .safetensors_file import SafetensorsFile
 from .state_dict import entries_from_tensors, layer_names
 
@@ -62,10 +63,16 @@ def iter_path(path: str, start_ids: int = 0) -> Iterator[LayerEntry]:
         for f in files:
             yield from f.items()
 
+    # tensors stored in a dtype this reader does not know: a failed row naming file, tensor and dtype
+    unknown = {layer_names(key)[1]: f"{f.path}: tensor '{key}' has dtype {info['dtype']}, which htsr cannot read"
+               for f in files for key, info in f.tensors.items() if info["dtype"] not in KNOWN_DTYPES}
+
     def entries():
         last = start_ids - 1
         for entry in entries_from_tensors(items(), start_ids):
             last = entry.layer_id
+            if entry.longname in unknown:
+                entry.error = unknown[entry.longname]
             yield entry
         for key, shard in absent:
             last += 1
