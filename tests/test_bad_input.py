@@ -226,3 +226,31 @@ def test_unsupported_file_type(tmp_path):
 def test_unsupported_object():
     with pytest.raises(SourceError):
         htsr.analyze(42)
+
+
+def test_index_points_to_missing_tensor(tmp_path):
+    folder = tmp_path / "sharded"
+    folder.mkdir()
+    _valid_file(folder / "model-00001-of-00001.safetensors")  # holds a.weight and b.weight
+    index = {"metadata": {}, "weight_map": {"a.weight": "model-00001-of-00001.safetensors",
+                                            "b.weight": "model-00001-of-00001.safetensors",
+                                            "ghost.weight": "model-00001-of-00001.safetensors"}}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    rows = {r["longname"]: r for r in htsr.analyze(folder).to_dict("records")}
+    assert rows["ghost"]["status"] == "failed"
+    assert "ghost.weight" in rows["ghost"]["message"] and "model-00001-of-00001" in rows["ghost"]["message"]
+    assert rows["a"]["status"] == rows["b"]["status"] == "success"
+
+
+def test_unknown_safetensors_dtype_names_file_and_tensor(tmp_path):
+    path = _valid_file(tmp_path / "m.safetensors")
+    data = bytearray(path.read_bytes())
+    header_len = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + header_len])
+    header["b.weight"]["dtype"] = "F4"  # not a dtype htsr reads
+    raw = json.dumps(header).encode()  # offsets are relative to the data: the header may change length
+    path.write_bytes(len(raw).to_bytes(8, "little") + raw + bytes(data[8 + header_len:]))
+    rows = {r["longname"]: r for r in htsr.analyze(path).to_dict("records")}
+    assert rows["b"]["status"] == "failed"
+    assert str(path) in rows["b"]["message"] and "b.weight" in rows["b"]["message"] and "F4" in rows["b"]["message"]
+    assert rows["a"]["status"] == "success"

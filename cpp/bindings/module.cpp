@@ -1,5 +1,6 @@
 // pybind11 bindings for htsr._core: numpy arrays in (any float dtype, strided views, bf16 as
-// uint16/int16 with dtype="bfloat16"), plain numpy/dict results out. No numerics here.
+// uint16/int16 with dtype="bfloat16", fp8 as uint8/int8 with dtype="float8_e4m3fn"/"float8_e5m2"),
+// plain numpy/dict results out. No numerics here.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -58,9 +59,14 @@ MatrixView to_view(const py::handle& obj, std::vector<py::array>& keep_alive) {
     MatrixView v;
     const char kind = arr.dtype().kind();
     const auto itemsize = arr.itemsize();
-    if (!override_dtype.empty()) {
+    if (override_dtype == "float8_e4m3fn" || override_dtype == "float8_e5m2") {
+        if (itemsize != 1 || (kind != 'u' && kind != 'i'))
+            throw std::invalid_argument("dtype override '" + override_dtype + "' needs 8-bit integer storage");
+        v.dtype = override_dtype == "float8_e4m3fn" ? DType::Float8E4M3 : DType::Float8E5M2;
+    } else if (!override_dtype.empty()) {
         if (itemsize != 2 || (override_dtype != "bfloat16" && override_dtype != "float16"))
-            throw std::invalid_argument("dtype override '" + override_dtype + "' needs 16-bit storage");
+            throw std::invalid_argument("dtype override '" + override_dtype + "' needs 16-bit storage "
+                                        "(8-bit: 'float8_e4m3fn', 'float8_e5m2')");
         v.dtype = override_dtype == "bfloat16" ? DType::BFloat16 : DType::Float16;
     } else if (kind == 'f' && itemsize == 8) {
         v.dtype = DType::Float64;

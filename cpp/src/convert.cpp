@@ -17,6 +17,24 @@ struct Loader<float> {
 };
 struct BF16Tag {};
 struct F16Tag {};
+struct F8E4M3Tag {};
+struct F8E5M2Tag {};
+
+// fp8 has 256 values: decode through tables built once.
+struct F8Tables {
+    float e4m3[256];
+    float e5m2[256];
+    F8Tables() {
+        for (int i = 0; i < 256; ++i) {
+            e4m3[i] = f8e4m3_to_float(static_cast<std::uint8_t>(i));
+            e5m2[i] = f8e5m2_to_float(static_cast<std::uint8_t>(i));
+        }
+    }
+};
+const F8Tables& f8_tables() {
+    static const F8Tables tables;
+    return tables;
+}
 template <>
 struct Loader<BF16Tag> {
     static float get(const void* p) { return bf16_to_float(*static_cast<const std::uint16_t*>(p)); }
@@ -26,7 +44,18 @@ struct Loader<F16Tag> {
     static float get(const void* p) { return f16_to_float(*static_cast<const std::uint16_t*>(p)); }
 };
 
+template <>
+struct Loader<F8E4M3Tag> {
+    static float get(const void* p) { return f8_tables().e4m3[*static_cast<const std::uint8_t*>(p)]; }
+};
+template <>
+struct Loader<F8E5M2Tag> {
+    static float get(const void* p) { return f8_tables().e5m2[*static_cast<const std::uint8_t*>(p)]; }
+};
+
 template <typename Src> struct Storage { using type = Src; };
+template <> struct Storage<F8E4M3Tag> { using type = std::uint8_t; };
+template <> struct Storage<F8E5M2Tag> { using type = std::uint8_t; };
 template <> struct Storage<BF16Tag> { using type = std::uint16_t; };
 template <> struct Storage<F16Tag> { using type = std::uint16_t; };
 
@@ -74,6 +103,10 @@ bool gather_dispatch(const MatrixView& W, std::int64_t first, std::int64_t count
         case DType::Float32: return gather_typed<float, T>(W, first, count, scale, out, long_step, short_step);
         case DType::BFloat16: return gather_typed<BF16Tag, T>(W, first, count, scale, out, long_step, short_step);
         case DType::Float16: return gather_typed<F16Tag, T>(W, first, count, scale, out, long_step, short_step);
+        case DType::Float8E4M3:
+            return gather_typed<F8E4M3Tag, T>(W, first, count, scale, out, long_step, short_step);
+        case DType::Float8E5M2:
+            return gather_typed<F8E5M2Tag, T>(W, first, count, scale, out, long_step, short_step);
     }
     return false;
 }
@@ -105,6 +138,8 @@ std::string dtype_name_impl(DType dtype) {
         case DType::BFloat16: return "bfloat16";
         case DType::Float32: return "float32";
         case DType::Float64: return "float64";
+        case DType::Float8E4M3: return "float8_e4m3fn";
+        case DType::Float8E5M2: return "float8_e5m2";
     }
     return "unknown";
 }
@@ -119,6 +154,8 @@ std::size_t dtype_size(DType dtype) {
         case DType::BFloat16: return 2;
         case DType::Float32: return 4;
         case DType::Float64: return 8;
+        case DType::Float8E4M3:
+        case DType::Float8E5M2: return 1;
     }
     return 0;
 }

@@ -39,6 +39,34 @@ inline float f16_to_float(std::uint16_t h) {
     return out;
 }
 
+// OCP fp8 e5m2 is the top byte of an IEEE half.
+inline float f8e5m2_to_float(std::uint8_t b) { return f16_to_float(static_cast<std::uint16_t>(b) << 8); }
+
+// OCP fp8 e4m3fn: bias 7, subnormals at exponent 0, no infinities, S.1111.111 is NaN (max 448).
+inline float f8e4m3_to_float(std::uint8_t b) {
+    const std::uint32_t sign = static_cast<std::uint32_t>(b & 0x80u) << 24;
+    const std::uint32_t exponent = (b >> 3) & 0xfu;
+    std::uint32_t mantissa = b & 0x7u;
+    std::uint32_t bits;
+    if (exponent == 0xf && mantissa == 0x7) {
+        bits = sign | 0x7fc00000u;                       // nan
+    } else if (exponent != 0) {
+        bits = sign | ((exponent + 120u) << 23) | (mantissa << 20);  // 127 - 7 = 120
+    } else if (mantissa == 0) {
+        bits = sign;
+    } else {                                             // subnormal: mantissa/8 * 2^-6
+        std::uint32_t e = 121;
+        while ((mantissa & 0x8u) == 0) {
+            mantissa <<= 1;
+            --e;
+        }
+        bits = sign | (e << 23) | ((mantissa & 0x7u) << 20);
+    }
+    float out;
+    std::memcpy(&out, &bits, sizeof out);
+    return out;
+}
+
 // How a panel of `count` long-side vectors (each of short_side length) is stored:
 // VectorsContiguous: column-major short_side x count (syrk trans='N');
 // ShortIndexContiguous: column-major count x short_side (syrk trans='T').

@@ -4,6 +4,7 @@ A failure in one layer (bad dtype, NaN, all zeros, odd shape) becomes that layer
 other layers are analyzed normally."""
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Dict, Iterable, Iterator, List, Optional
@@ -18,8 +19,9 @@ from .selection import LayerSelection
 from .sources import iter_layers
 
 # Layers are sent to the core in batches: many small layers per call (parallel across layers in C++,
-# no per-layer Python overhead), bounded so that only a few large tensors are resident at a time.
-BATCH_BYTES = 512 * 1024 * 1024
+# no per-layer Python overhead), bounded so that only a few large tensors are resident at a time
+# (mapped weights count in RSS once read: peak RSS ~ imports + BATCH_BYTES + one tensor + working memory).
+BATCH_BYTES = 256 * 1024 * 1024
 BATCH_LAYERS = 256
 
 
@@ -78,9 +80,10 @@ def size_filter_reason(N: int, M: int, rf: int, opts: Options) -> Optional[str]:
     return None
 
 
-def selected_entries(model, layers, opts: Options, start_ids: int, exact_names: bool) -> Iterator[LayerEntry]:
+def selected_entries(model, layers, opts: Options, start_ids: int, exact_names: bool,
+                     **source_options) -> Iterator[LayerEntry]:
     selection = LayerSelection.parse(layers, exact_names=exact_names)
-    for entry in iter_layers(model, start_ids):
+    for entry in iter_layers(model, start_ids, **source_options):
         if entry.layer_type in ANALYZABLE_TYPES or entry.layer_type == "unknown":
             if selection.keeps(entry):
                 yield entry
@@ -164,6 +167,12 @@ def analyze(
     alpha_ci=None,
     bootstrap: int = 200,
     device: str = "cpu",
+    unsafe_pickle: bool = False,
+    peft=False,
+    base_model=None,
+    out=None,
+    resume: bool = False,
+    progress: Optional[bool] = None,
     _exact_names: bool = False,
     _float32_weights: bool = False,
     _rng=None,
@@ -172,8 +181,9 @@ def analyze(
 
     Parameters
     ----------
-    model : torch nn.Module, dict of name -> array/tensor, path to a .safetensors file or a
-        Hugging Face model folder (model.safetensors, or shards with model.safetensors.index.json).
+    model : torch nn.Module, dict of name -> array/tensor, path to a .safetensors, .gguf or PyTorch
+        checkpoint (.pt/.pth/.bin) file, or a Hugging Face model folder (model.safetensors, shards with
+        model.safetensors.index.json, or pytorch_model.bin).
     layers : ids (negative ids exclude), name regexes (matched against longname; a '-' prefix
         excludes) and/or layer types ('dense', 'conv1d', 'conv2d', 'embedding'). Default: all.
     min_evals, max_evals, max_N : size filters (spec §1). No upper caps by default.
@@ -210,6 +220,20 @@ def analyze(
         law and xmin, lin-lin and log-lin histograms, D and alpha against the xmin candidates) as
         `{savefig}/ww.layer{id}.{esd,esd2,esd3,esd4,esd5}.png` (needs matplotlib: htsr[plot]).
     savefig : the folder for the figures (default 'ww-img', as the reference; True means 'ww-img').
+    unsafe_pickle : allow PyTorch checkpoints whose unpickling executes code (only for trusted files;
+        by default checkpoints load with torch.load(weights_only=True) and such files are refused).
+    peft : True (default for a LoRA adapter folder): one row per adapted layer for dW = scale * B @ A,
+        computed from an r x r problem; 'with_base': also the base weight W and the merged W + dW
+        (needs base_model). Rows are told apart by the `component` column ('delta', 'base', 'merged').
+    base_model : the base model of a LoRA adapter (peft='with_base'), or, for an ordinary model, the
+        model to subtract: rows then describe W_model - W_base, layers matched by name (layers on one
+        side only, or with other shapes, are failed rows).
+    out : path of a .parquet, .csv or .json file rewritten (atomically) after every batch of finished
+        layers, so a crash or Ctrl-C loses none; rows also get `fingerprint` and `run_options` columns.
+    resume : with `out`, skip the layers already in that file; refused (htsr.resume.ResumeError) when it
+        was written with other options or a skipped tensor's fingerprint changed.
+    progress : show a progress bar (tqdm) with the current layer and GB/s; None (default): only when
+        stderr is a terminal; False: quiet.
 
     Returns
     -------
@@ -227,10 +251,33 @@ def analyze(
     plot_dir = _plot_dir(plot, savefig)
     rng = (_rng if _rng is not None else core.MersenneTwister(seed)) if randomize else None
     rows: List[Dict] = []
-    entries = selected_entries(model, layers, opts, start_ids, _exact_names)
-    for batch in batches(plan_entries(entries, opts, rows)):
-        rows.extend(analyze_batch(batch, opts, return_esd or plot_dir is not None, rng))
-    table = make_table(rows)
+    entries = selected_entries(model, layers, opts, start_ids, _exact_names, unsafe_pickle=unsafe_pickle, peft=peft,
+                               base_model=base_model)
+    recorder = None
+    if out is not None:
+        from .resume import RunRecorder
+
+        run = dict(dataclasses.asdict(opts), layers=repr(layers), start_ids=start_ids, exact_names=_exact_names,
+                   peft=peft, base_model=base_model if isinstance(base_model, (str, type(None))) else
+                   os.fspath(base_model) if isinstance(base_model, os.PathLike) else type(base_model).__name__)
+        recorder = RunRecorder(out, run, resume)
+        entries = recorder.track(entries)
+    from .progress import LayerProgress
+
+    bar = LayerProgress(progress)
+    try:
+        for batch in batches(plan_entries(entries, opts, rows)):
+            rows.extend(analyze_batch(batch, opts, return_esd or plot_dir is not None, rng))
+            bar.batch_done(batch)
+            if recorder is not None:
+                recorder.flush(rows)
+    finally:
+        bar.close()
+    if recorder is not None:
+        recorder.flush(rows)
+        table = recorder.table()
+    else:
+        table = make_table(rows)
     if plot_dir is not None:
         from .plots import plot_layers
 

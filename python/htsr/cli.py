@@ -127,28 +127,36 @@ def cmd_analyze(args) -> int:
     kw = analyze_kwargs(args)
     failed = False
     for path in paths:
+        out = args.out
+        if out and len(paths) > 1:
+            stem, ext = os.path.splitext(out)
+            out = f"{stem}.{os.path.splitext(label_of(path))[0]}{ext}"
+        # A data file (--out x.csv|.json|.parquet) is written by analyze() itself as layers finish, so a
+        # crash loses no finished layer and --resume can continue it.
+        streamed = bool(out) and fmt != "table" and out.lower().endswith("." + fmt)
+        if args.resume and not streamed:
+            raise UsageError("--resume needs --out FILE.csv, .json or .parquet")
+        run_kw = dict(kw, unsafe_pickle=args.unsafe_pickle, progress=False if args.quiet else None)
+        if streamed:
+            run_kw.update(out=out, resume=args.resume)
         plot_dir = args.plots
         if plot_dir and len(paths) > 1:
             plot_dir = os.path.join(plot_dir, os.path.splitext(label_of(path))[0])
         if plot_dir:
             _need_matplotlib()
-            details = htsr.analyze(path, plot=True, savefig=plot_dir, **kw)
+            details = htsr.analyze(path, plot=True, savefig=plot_dir, **run_kw)
             from .plots import overview_figures
 
             overview_figures(details, plot_dir, prefix="htsr.overview", label=label_of(path))
         else:
-            details = htsr.analyze(path, **kw)
+            details = htsr.analyze(path, **run_kw)
         failed = failed or any_failed(details)
-        out = args.out
-        if out and len(paths) > 1:
-            stem, ext = os.path.splitext(out)
-            out = f"{stem}.{os.path.splitext(label_of(path))[0]}{ext}"
         if fmt == "table" or out:  # human-readable unless data goes to stdout
             print(f"== {label_of(path)}: {len(details)} layer(s)")
             if not out:
                 print(table_text(details, SHOWN_COLUMNS))
             print("summary: " + json.dumps({k: round(v, 6) for k, v in htsr.summary(details).items()}))
-        if out or fmt != "table":
+        if (out and not streamed) or (not out and fmt != "table"):
             write_table(details, out, fmt, SHOWN_COLUMNS)
         if out:
             print(f"wrote {out}")
@@ -249,10 +257,16 @@ def build_parser() -> argparse.ArgumentParser:
                        "  htsr analyze ./my-hf-model --out details.csv\n"
                        "  htsr analyze model.safetensors --layers attn dense --format json\n"
                        "  htsr analyze model.safetensors --plots figures/")
-    a.add_argument("path", nargs="?", help=".safetensors file or Hugging Face model folder")
+    a.add_argument("path", nargs="?", help="model file (.safetensors, .gguf, .pt/.pth/.bin, .onnx, .keras/.h5) "
+                   "or Hugging Face folder")
     a.add_argument("--demo", action="store_true", help="analyze the small models shipped with htsr")
     a.add_argument("--plots", metavar="DIR", help="write per-layer figures (ww.layer{id}.esd*.png) and "
                    "overview figures to DIR")
+    a.add_argument("--resume", action="store_true", help="with --out FILE.csv|.json|.parquet: skip the layers "
+                   "already in that file")
+    a.add_argument("--quiet", action="store_true", help="no progress bar")
+    a.add_argument("--unsafe-pickle", action="store_true",
+                   help="allow PyTorch checkpoints that execute code when loaded (trusted files only)")
     a.set_defaults(run=cmd_analyze)
 
     d = sub.add_parser("describe", parents=[common, output], help="list the layers analyze would analyze "

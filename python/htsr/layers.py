@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -13,7 +13,8 @@ from .errors import LayerError
 DENSE, CONV1D, CONV2D, EMBEDDING, NORM, UNKNOWN = "dense", "conv1d", "conv2d", "embedding", "norm", "unknown"
 ANALYZABLE_TYPES = (DENSE, CONV1D, CONV2D, EMBEDDING)
 
-# A matrix as the core takes it: a 2-D float array, or (int16/uint16 array, "bfloat16").
+# A matrix as the core takes it: a 2-D float array, (int16/uint16 array, "bfloat16"), or
+# (uint8 array, "float8_e4m3fn" | "float8_e5m2").
 CoreMatrix = object
 
 
@@ -28,6 +29,9 @@ class LayerEntry:
     shape: Tuple[int, ...]
     dtype: str  # float16 | bfloat16 | float32 | float64 | another numpy/torch dtype name
     load: Callable[[], CoreMatrix] = field(repr=False)  # returns an ndarray or (uint16 array, "bfloat16")
+    tags: Dict[str, str] = field(default_factory=dict)  # extra columns of its rows, e.g. {"component": "delta"}
+    finish_row: Optional[Callable[[Dict], None]] = field(default=None, repr=False)  # source-specific row fix-up
+    error: Optional[str] = None  # known unreadable (e.g. listed in an index, absent from its file): a failed row
 
 
 @dataclass
@@ -45,11 +49,12 @@ class LayerPlan:
 
     @property
     def nbytes(self) -> int:
-        itemsize = 2 if self.entry.dtype in ("float16", "bfloat16") else (8 if self.entry.dtype == "float64" else 4)
+        itemsize = ITEMSIZE.get(self.entry.dtype, 4)
         return int(np.prod(self.entry.shape)) * itemsize
 
 
-FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64", "float8_e4m3fn", "float8_e5m2")
+ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8, "float8_e4m3fn": 1, "float8_e5m2": 1}
 
 
 def matrix_dims(entry: LayerEntry) -> Tuple[int, int, int]:
@@ -67,6 +72,8 @@ def matrix_dims(entry: LayerEntry) -> Tuple[int, int, int]:
 def validate(entry: LayerEntry) -> None:
     """Raises LayerError for weights that have no spectrum to analyze."""
     where = f"layer '{entry.longname}'"
+    if entry.error:
+        raise LayerError(entry.error)
     if entry.dtype not in FLOAT_DTYPES:
         raise LayerError(f"{where}: weights of type {entry.dtype} cannot be analyzed "
                          f"(supported: {', '.join(FLOAT_DTYPES)})")

@@ -32,6 +32,7 @@ SUMMARY_METRICS = ["log_norm", "alpha", "alpha_weighted", "log_alpha_norm", "log
 def identity(entry, plan=None) -> Dict:
     row = {"layer_id": entry.layer_id, "name": entry.name, "longname": entry.longname,
            "layer_type": entry.layer_type, "dtype": entry.dtype}
+    row.update(entry.tags)
     if plan is not None:
         row.update(N=plan.N, M=plan.M, Q=plan.N / plan.M, rf=plan.rf)
     return row
@@ -74,12 +75,14 @@ def success_row(plan, result: Dict, precision: str, device: str = "cpu") -> Dict
         row["esd"] = result["evals"]
     if "rand_evals" in result:
         row["rand_esd"] = result["rand_evals"]
+    if plan.entry.finish_row is not None:
+        plan.entry.finish_row(row)
     return row
 
 
 def make_table(rows: List[Dict]) -> pd.DataFrame:
     extra = [c for c in OPTIONAL_COLUMNS if any(c in r for r in rows)]
-    optional = [c for c in ("slice_id", "esd", "rand_esd") if any(c in r for r in rows)]
+    optional = [c for c in ("slice_id", "component", "esd", "rand_esd") if any(c in r for r in rows)]
     columns = COLUMNS[:COLUMNS.index("dtype")] + extra + COLUMNS[COLUMNS.index("dtype"):] + optional
     table = pd.DataFrame(rows, columns=columns)
     for col in INTEGER_COLUMNS + [c for c in OPTIONAL_INTEGER_COLUMNS if c in extra]:  # failed rows leave gaps: keep integers integral (nullable) anyway

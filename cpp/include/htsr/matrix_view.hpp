@@ -6,7 +6,8 @@
 
 namespace htsr {
 
-enum class DType { Float16, BFloat16, Float32, Float64 };
+// Float8E4M3: OCP e4m3fn (bias 7, no infinities, S.1111.111 is NaN); Float8E5M2: OCP e5m2 (IEEE-like).
+enum class DType { Float16, BFloat16, Float32, Float64, Float8E4M3, Float8E5M2 };
 
 std::string dtype_name(DType dtype);
 std::size_t dtype_size(DType dtype);

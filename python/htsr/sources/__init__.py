@@ -8,13 +8,33 @@ from ..errors import SourceError
 from ..layers import LayerEntry
 
 
-def iter_layers(model, start_ids: int = 0) -> Iterator[LayerEntry]:
-    """Yields the layers of `model`: a torch nn.Module, a dict of name -> array/tensor, a
-    .safetensors file, or a Hugging Face folder (model.safetensors or sharded with an index)."""
+def iter_layers(model, start_ids: int = 0, **options) -> Iterator[LayerEntry]:
+    """Yields the layers of `model`: a torch nn.Module, a dict of name -> array/tensor, a .safetensors,
+    .gguf or PyTorch checkpoint file, or a Hugging Face folder (model.safetensors or sharded with an index).
+    options: unsafe_pickle (allow code execution when loading a pickle checkpoint); peft (True or
+    'with_base' for a LoRA adapter folder, which is detected anyway); base_model (LoRA: the base for
+    'with_base'; otherwise rows are W_model - W_base, see sources/peft.py)."""
+    peft, base_model = options.pop("peft", False), options.pop("base_model", None)
     if isinstance(model, (str, os.PathLike)):
-        from .files import iter_path
+        from .peft import is_adapter_folder, iter_adapter
 
-        return iter_path(os.fspath(model), start_ids)
+        if is_adapter_folder(os.fspath(model)):
+            return iter_adapter(os.fspath(model), start_ids, peft=peft or True, base_model=base_model, **options)
+    if peft:
+        raise SourceError(f"peft={peft!r}: {model!r} is not a PEFT adapter folder (no adapter_config.json)")
+    entries = _iter_model(model, start_ids, **options)
+    if base_model is not None:
+        from .peft import iter_deltas
+
+        return iter_deltas(entries, _iter_model(base_model, start_ids, **options))
+    return entries
+
+
+def _iter_model(model, start_ids: int = 0, **options) -> Iterator[LayerEntry]:
+    if isinstance(model, (str, os.PathLike)):
+        from .formats import iter_path
+
+        return iter_path(os.fspath(model), start_ids, **options)
     if isinstance(model, dict):
         from .state_dict import iter_state_dict
 

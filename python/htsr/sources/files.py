@@ -7,9 +7,10 @@ import os
 from typing import Iterator, List
 
 from ..errors import SourceError
-from ..layers import LayerEntry
+from ..layers import UNKNOWN, LayerEntry
+from .safetensors_file import _DTYPES as KNOWN_DTYPES
 from .safetensors_file import SafetensorsFile
-from .state_dict import entries_from_tensors
+from .state_dict import entries_from_tensors, layer_names
 
 
 def safetensors_paths(path: str) -> List[str]:
@@ -41,11 +42,43 @@ def safetensors_paths(path: str) -> List[str]:
     return found
 
 
+def index_map(path: str):
+    """tensor -> shard file of a folder's model.safetensors.index.json, or None."""
+    index = os.path.join(path, "model.safetensors.index.json") if os.path.isdir(path) else ""
+    if not index or not os.path.isfile(index):
+        return None
+    with open(index) as f:
+        return json.load(f)["weight_map"]
+
+
 def iter_path(path: str, start_ids: int = 0) -> Iterator[LayerEntry]:
     files = [SafetensorsFile(p) for p in safetensors_paths(path)]  # headers checked before any work
+    weight_map = index_map(path) or {}
+    by_name = {os.path.relpath(f.path, path): f for f in files} if weight_map else {}
+    # tensors the index lists but its shard does not hold: a failed row each, naming shard and tensor
+    absent = [(k, s) for k, s in weight_map.items()
+              if os.path.normpath(s) in by_name and k not in by_name[os.path.normpath(s)].tensors]
 
     def items():
         for f in files:
             yield from f.items()
 
-    return entries_from_tensors(items(), start_ids)
+    # tensors stored in a dtype this reader does not know: a failed row naming file, tensor and dtype
+    unknown = {layer_names(key)[1]: f"{f.path}: tensor '{key}' has dtype {info['dtype']}, which htsr cannot read"
+               for f in files for key, info in f.tensors.items() if info["dtype"] not in KNOWN_DTYPES}
+
+    def entries():
+        last = start_ids - 1
+        for entry in entries_from_tensors(items(), start_ids):
+            last = entry.layer_id
+            if entry.longname in unknown:
+                entry.error = unknown[entry.longname]
+            yield entry
+        for key, shard in absent:
+            last += 1
+            name, longname = layer_names(key)
+            yield LayerEntry(last, name, longname, UNKNOWN, (), "float32", lambda: None,
+                             error=f"{os.path.join(path, shard)}: tensor '{key}' is listed in "
+                                   "model.safetensors.index.json but not stored in this shard")
+
+    return entries()

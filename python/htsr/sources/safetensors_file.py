@@ -19,6 +19,8 @@ _DTYPES = {
     "F32": (np.float32, "float32"),
     "F16": (np.float16, "float16"),
     "BF16": (np.int16, "bfloat16"),
+    "F8_E4M3": (np.uint8, "float8_e4m3fn"),
+    "F8_E5M2": (np.uint8, "float8_e5m2"),
     "I64": (np.int64, "int64"),
     "I32": (np.int32, "int32"),
     "I16": (np.int16, "int16"),
@@ -27,6 +29,7 @@ _DTYPES = {
     "BOOL": (np.bool_, "bool"),
 }
 _MAX_HEADER = 100 * 1024 * 1024
+TAGGED = ("bfloat16", "float8_e4m3fn", "float8_e5m2")  # stored as integers, decoded inside the core
 
 
 class SafetensorsFile:
@@ -64,7 +67,6 @@ class SafetensorsFile:
                 raise SourceError(f"{path}: tensor '{key}' lies outside the file (offsets {begin}..{end}, "
                                   f"{self.data_size} data bytes): the file is truncated or corrupt")
             self.tensors[key] = {"dtype": dtype, "shape": shape, "begin": begin, "end": end}
-        self._map = None
 
     def dtype_name(self, key: str) -> str:
         code = self.tensors[key]["dtype"]
@@ -80,11 +82,13 @@ class SafetensorsFile:
         if info["end"] - info["begin"] != count * np.dtype(storage).itemsize:
             raise SourceError(f"{self.path}: tensor '{key}' header says {shape} {code} but holds "
                               f"{info['end'] - info['begin']} bytes")
-        if self._map is None:
-            self._map = np.memmap(self.path, dtype=np.uint8, mode="r")
+        # One map per tensor, released with the tensor: the pages of analyzed tensors do not accumulate
+        # in the process (a whole-file map would keep every touched page resident until the end).
         start = self.data_start + info["begin"]
-        array = np.frombuffer(self._map, dtype=storage, count=count, offset=start).reshape(shape)
-        return (array, "bfloat16") if name == "bfloat16" else array
+        if count == 0:
+            return np.zeros(shape, dtype=storage)
+        array = np.memmap(self.path, dtype=storage, mode="r", offset=start, shape=shape)
+        return (array, name) if name in TAGGED else array
 
     def items(self) -> Iterator[Tuple[str, Tuple[int, ...], str, object]]:
         """(key, shape, dtype_name, loader) for every tensor, in file order."""

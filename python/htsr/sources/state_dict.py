@@ -27,7 +27,7 @@ def layer_names(key: str) -> Tuple[str, str]:
     return longname.split(".")[-1], longname
 
 
-FLOAT_NAMES = ("float16", "bfloat16", "float32", "float64")
+FLOAT_NAMES = ("float16", "bfloat16", "float32", "float64", "float8_e4m3fn", "float8_e5m2")
 
 
 def is_weight_key(key: str, dtype: str) -> bool:

@@ -12,7 +12,8 @@ def tensor_dtype_name(t) -> str:
 
 
 def to_core_matrix(t):
-    """A numpy view of the weights: float16/32/64 as is, bfloat16 as (int16 view, 'bfloat16')."""
+    """A numpy view of the weights: float16/32/64 as is, bfloat16 as (int16 view, 'bfloat16'), fp8 as
+    (uint8 view, 'float8_e4m3fn' | 'float8_e5m2')."""
     if isinstance(t, np.ndarray):
         return t
     t = t.detach()
@@ -22,4 +23,8 @@ def to_core_matrix(t):
         import torch
 
         return (t.view(torch.int16).numpy(), "bfloat16")
+    if str(t.dtype) in ("torch.float8_e4m3fn", "torch.float8_e5m2"):  # decoded inside the core
+        import torch
+
+        return (t.view(torch.uint8).numpy(), str(t.dtype).replace("torch.", ""))
     return t.numpy()

@@ -1,0 +1,194 @@
+"""GGUF files (llama.cpp): tensors read one at a time from a memory map, dequantized with the `gguf`
+package (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, K-quants, ...), named as in Hugging Face.
+
+The header is parsed here (not with gguf.GGUFReader) so that a tensor lying past the end of a truncated
+file, or stored in a type the package cannot dequantize, fails its own row and names itself, while the
+other tensors are analyzed."""
+from __future__ import annotations
+
+import os
+import re
+import struct
+from typing import Dict, Iterator, List, Tuple
+
+import numpy as np
+
+from ..errors import SourceError
+from ..layers import LayerEntry
+from .state_dict import entries_from_tensors
+
+GGUF_MAGIC = b"GGUF"
+DEFAULT_ALIGNMENT = 32
+
+# GGUF metadata value types -> struct format (8: string, 9: array are handled apart)
+_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+
+# llama.cpp block names -> Hugging Face (Llama-family decoders: llama, mistral, qwen2, smollm, ...)
+_BLOCK_NAMES = {
+    "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
+    "attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
+    "ffn_down": "mlp.down_proj", "attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm",
+    "attn_q_norm": "self_attn.q_norm", "attn_k_norm": "self_attn.k_norm",
+}
+_TOP_NAMES = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
+_BLOCK = re.compile(r"^blk\.(\d+)\.([a-z0-9_]+)\.(weight|bias)$")
+
+
+def hf_name(gguf_name: str) -> str:
+    """'blk.3.attn_q.weight' -> 'model.layers.3.self_attn.q_proj.weight'; unknown names are kept."""
+    m = _BLOCK.match(gguf_name)
+    if m and m.group(2) in _BLOCK_NAMES:
+        return f"model.layers.{m.group(1)}.{_BLOCK_NAMES[m.group(2)]}.{m.group(3)}"
+    stem, _, suffix = gguf_name.rpartition(".")
+    if stem in _TOP_NAMES and suffix in ("weight", "bias"):
+        return f"{_TOP_NAMES[stem]}.{suffix}"
+    return gguf_name
+
+
+def _gguf_package():
+    try:
+        import gguf  # noqa: F401
+        from gguf import quants
+        from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+    except ImportError:
+        raise SourceError("reading .gguf files needs the 'gguf' package: pip install htsr[gguf]") from None
+    return quants, GGML_QUANT_SIZES, GGMLQuantizationType
+
+
+class _Cursor:
+    def __init__(self, data: bytes, path: str):
+        self.data, self.pos, self.path = data, 0, path
+
+    def take(self, n: int) -> bytes:
+        if self.pos + n > len(self.data):
+            raise SourceError(f"{self.path}: truncated GGUF header (needs {self.pos + n} bytes, "
+                              f"file has {len(self.data)})")
+        out = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return out
+
+    def unpack(self, fmt: str):
+        return struct.unpack(fmt, self.take(struct.calcsize(fmt)))[0]
+
+    def string(self) -> str:
+        raw = self.take(self.unpack("<Q"))
+        return bytes(raw).decode("utf-8", errors="replace")
+
+    def value(self, vtype: int):
+        if vtype in _SCALARS:
+            return self.unpack(_SCALARS[vtype])
+        if vtype == 8:
+            return self.string()
+        if vtype == 9:
+            etype, count = self.unpack("<I"), self.unpack("<Q")
+            if etype in _SCALARS:  # read numeric arrays in one go
+                size = struct.calcsize(_SCALARS[etype])
+                self.take(size * count)
+                return None  # arrays are not needed (vocabularies, merges)
+            if etype == 8:  # skip string arrays (vocabularies: ~1e5 entries) without decoding them
+                unpack_from, data, pos = struct.unpack_from, self.data, self.pos
+                for _ in range(count):
+                    if pos + 8 > len(data):
+                        break
+                    pos += 8 + unpack_from("<Q", data, pos)[0]
+                self.take(pos - self.pos)
+                return None
+            return [self.value(etype) for _ in range(count)]
+        raise SourceError(f"{self.path}: corrupt GGUF metadata (value type {vtype})")
+
+
+class GGUFFile:
+    """Tensor table of one .gguf file; `load(name)` returns a float array (dequantized) or a bf16 view."""
+
+    def __init__(self, path: str):
+        self.path = path
+        if not os.path.isfile(path):
+            raise SourceError(f"{path}: no such file")
+        self.size = os.path.getsize(path)
+        # The header is read through a map dropped afterwards; each tensor then gets its own map, released
+        # with it, so the pages of finished tensors do not accumulate in the process.
+        header_map = np.memmap(path, dtype=np.uint8, mode="r") if self.size else np.zeros(0, np.uint8)
+        try:
+            self._parse_header(_Cursor(memoryview(header_map), path))
+        finally:
+            del header_map
+
+    def _parse_header(self, cur: "_Cursor") -> None:
+        path = self.path
+        if bytes(cur.take(4)) != GGUF_MAGIC:
+            raise SourceError(f"{path}: not a GGUF file (bad magic)")
+        version = cur.unpack("<I")
+        if version not in (2, 3):
+            raise SourceError(f"{path}: GGUF version {version} is not supported (2 or 3)")
+        n_tensors, n_kv = cur.unpack("<Q"), cur.unpack("<Q")
+        if n_tensors > self.size or n_kv > self.size:
+            raise SourceError(f"{path}: corrupt GGUF header ({n_tensors} tensors, {n_kv} metadata keys)")
+        self.metadata: Dict[str, object] = {}
+        for _ in range(n_kv):
+            key = cur.string()
+            self.metadata[key] = cur.value(cur.unpack("<I"))
+        infos = []
+        for _ in range(n_tensors):
+            name = cur.string()
+            n_dims = cur.unpack("<I")
+            if n_dims > 8:
+                raise SourceError(f"{path}: tensor '{name}' has a corrupt header ({n_dims} dims)")
+            dims = [cur.unpack("<Q") for _ in range(n_dims)]
+            infos.append((name, tuple(reversed(dims)), cur.unpack("<I"), cur.unpack("<Q")))
+        alignment = int(self.metadata.get("general.alignment", DEFAULT_ALIGNMENT) or DEFAULT_ALIGNMENT)
+        self.data_start = (cur.pos + alignment - 1) // alignment * alignment
+        self.tensors: List[Tuple[str, Tuple[int, ...], int, int]] = infos
+
+    def type_name(self, code: int) -> str:
+        _, _, GGMLQuantizationType = _gguf_package()
+        try:
+            return GGMLQuantizationType(code).name
+        except ValueError:
+            return f"unknown type {code}"
+
+    def dtype_name(self, code: int) -> str:
+        """What the core receives: bf16/f16/f32/f64 as stored, everything else dequantized to float32."""
+        return {1: "float16", 30: "bfloat16", 28: "float64", 24: "int8", 25: "int16", 26: "int32",
+                27: "int64"}.get(code, "float32")
+
+    def load(self, name: str, shape: Tuple[int, ...], code: int, offset: int):
+        quants, sizes, GGMLQuantizationType = _gguf_package()
+        where = f"{self.path}: tensor '{name}'"
+        try:
+            qtype = GGMLQuantizationType(code)
+        except ValueError:
+            raise SourceError(f"{where} has unknown GGML type {code}") from None
+        block, type_size = sizes[qtype]
+        count = int(np.prod(shape)) if shape else 1
+        if shape and shape[-1] % block:
+            raise SourceError(f"{where}: row length {shape[-1]} is not a multiple of the {qtype.name} block ({block})")
+        nbytes = count // block * type_size
+        begin = self.data_start + offset
+        if begin + nbytes > self.size:
+            raise SourceError(f"{where} ({qtype.name}, {nbytes} bytes at {begin}) lies past the end of the "
+                              f"file ({self.size} bytes): the file is truncated or its header is corrupt")
+        raw = np.memmap(self.path, dtype=np.uint8, mode="r", offset=begin, shape=(nbytes,)) if nbytes else \
+            np.zeros(0, np.uint8)
+        if qtype.name in ("F32", "F16", "F64"):
+            return raw.view({"F32": np.float32, "F16": np.float16, "F64": np.float64}[qtype.name]).reshape(shape)
+        if qtype.name == "BF16":
+            return (raw.view(np.int16).reshape(shape), "bfloat16")
+        if qtype.name in ("I8", "I16", "I32", "I64"):
+            return raw.view(np.dtype(qtype.name.replace("I", "int"))).reshape(shape)
+        try:
+            rows = raw.reshape(-1, shape[-1] // block * type_size)
+            return np.asarray(quants.dequantize(rows, qtype), dtype=np.float32).reshape(shape)
+        except NotImplementedError:
+            raise SourceError(f"{where} is stored as {qtype.name}, which the gguf package cannot dequantize "
+                              "(supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K, ...)") from None
+
+    def items(self) -> Iterator[Tuple[str, Tuple[int, ...], str, object]]:
+        """(Hugging Face-style key, shape, dtype_name, loader) for every tensor, in file order."""
+        for name, shape, code, offset in self.tensors:
+            yield (hf_name(name), shape, self.dtype_name(code),
+                   lambda n=name, s=shape, c=code, o=offset: self.load(n, s, c, o))
+
+
+def iter_gguf(path: str, start_ids: int = 0) -> Iterator[LayerEntry]:
+    _gguf_package()
+    return entries_from_tensors(GGUFFile(path).items(), start_ids)
