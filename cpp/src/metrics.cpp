@@ -6,6 +6,14 @@
 
 namespace htsr {
 
+long long numerical_rank(const std::vector<double>& evals, std::int64_t N) {
+    if (evals.empty()) return 0;
+    const double tol = std::sqrt(evals.back()) * static_cast<double>(N) * std::numeric_limits<double>::epsilon();
+    long long rank = 0;
+    for (double v : evals) rank += std::sqrt(v) > tol ? 1 : 0;
+    return rank;
+}
+
 LayerMetrics layer_metrics(const std::vector<double>& evals, double alpha, std::int64_t N, double tolerance) {
     LayerMetrics m;
     if (evals.empty()) return m;
@@ -25,10 +33,7 @@ LayerMetrics layer_metrics(const std::vector<double>& evals, double alpha, std::
     m.log_alpha_norm = std::log10(static_cast<double>(sum_pow_alpha));
     m.stable_rank = m.norm / m.spectral_norm;
 
-    // Rank as numpy's matrix_rank on the singular values: sigma > sigma_max * N * eps64.
-    const double tol = std::sqrt(lambda_max) * static_cast<double>(N) * std::numeric_limits<double>::epsilon();
-    for (double v : evals)
-        if (std::sqrt(v) > tol) ++m.matrix_rank;
+    m.matrix_rank = numerical_rank(evals, N);
 
     // Compatible matrix entropy: p = lambda/sum + 1e-10, normalized by ln(rank + 1e-10).
     constexpr double kEpsilon = 1e-10;

@@ -2,10 +2,10 @@
 // shared by the CPU and CUDA backends.
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <string>
 #include <vector>
 
+#include "htsr/metrics.hpp"
 #include "spectrum_detail.hpp"
 
 namespace htsr {
@@ -29,11 +29,7 @@ LayerSpectrum pool_layer(const LayerInput& layer, const std::vector<const SliceE
     for (std::size_t s = 0; s < slices.size(); ++s) {
         const std::vector<double>& ev = slices[s]->evals;
         const double slice_max = std::sqrt(ev.back()), slice_min = std::sqrt(ev.front());
-        const double N = static_cast<double>(layer.slices[s].long_side());
-        const double tol = slice_max * N * std::numeric_limits<double>::epsilon();
-        long long rank = 0;
-        for (double v : ev) rank += std::sqrt(v) > tol ? 1 : 0;
-        out.rank_loss += static_cast<long long>(ev.size()) - rank;
+        out.rank_loss += static_cast<long long>(ev.size()) - numerical_rank(ev, layer.slices[s].long_side());
         out.sv_max = std::max(out.sv_max, slice_max);
         out.sv_min = std::max(out.sv_min, slice_min);
         out.svd_fallback = out.svd_fallback || slices[s]->svd_fallback;
@@ -47,10 +43,7 @@ LayerSpectrum pool_layer(const LayerInput& layer, const std::vector<const SliceE
         out.N = std::max<std::int64_t>(out.N, static_cast<std::int64_t>(layer.slices.size()));
         out.sv_max = std::sqrt(out.evals.back());
         out.sv_min = std::sqrt(out.evals.front());
-        const double tol = out.sv_max * static_cast<double>(out.N) * std::numeric_limits<double>::epsilon();
-        long long rank = 0;
-        for (double v : out.evals) rank += std::sqrt(v) > tol ? 1 : 0;
-        out.rank_loss = static_cast<long long>(out.evals.size()) - rank;
+        out.rank_loss = static_cast<long long>(out.evals.size()) - numerical_rank(out.evals, out.N);
     }
     if (!(out.sv_max > 0.0)) {
         out.error = "all-zero matrix: the spectrum is empty";

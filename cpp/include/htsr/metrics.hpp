@@ -19,4 +19,8 @@ struct LayerMetrics {
 // N is the long side of the layer's matrices; tolerance for weak_rank_loss.
 LayerMetrics layer_metrics(const std::vector<double>& evals, double alpha, std::int64_t N, double tolerance);
 
+// Numerical rank of a spectrum as numpy's matrix_rank on its singular values: #{sigma > sigma_max * N * eps64}
+// (spec §2 rank_loss, §4 matrix_rank). evals ascending.
+long long numerical_rank(const std::vector<double>& evals, std::int64_t N);
+
 }  // namespace htsr
