@@ -7,6 +7,7 @@
 
 #include <omp.h>
 
+#include <cmath>
 #include <limits>
 #include <memory>
 #include <random>
@@ -238,9 +239,21 @@ PowerLawOptions power_law_options(int xmax, const std::string& small_n, bool can
     return o;
 }
 
+EsdTransform parse_esd_transform(const std::string& s) {
+    if (s == "none") return EsdTransform::None;
+    if (s == "inverse") return EsdTransform::Inverse;
+    if (s == "sqrt") return EsdTransform::Sqrt;
+    throw std::invalid_argument("esd_transform must be 'none', 'inverse' or 'sqrt', got '" + s + "'");
+}
+
+using DoubleArray = py::array_t<double, py::array::c_style | py::array::forcecast>;
+
+void bind_extras(py::module_& m);
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
+    bind_extras(m);
     m.doc() = "htsr compiled core: batched ESDs, power-law fits and spectral metrics (no models, no tables).";
 
     m.def(
@@ -318,10 +331,11 @@ PYBIND11_MODULE(_core, m) {
         [](const py::list& layers, const std::string& precision, const std::string& method, int xmax,
            const std::string& small_n, double tolerance, bool candidates, bool return_evals, bool mp_fit,
            const py::object& randomize, const py::object& alpha_ci, int bootstrap, const py::object& seed,
-           const std::string& device) {
+           const std::string& device, const std::string& esd_transform) {
             std::vector<py::array> keep_alive;
             const std::vector<LayerInput> inputs = to_layers(layers, keep_alive);
             AnalysisOptions opts;
+            opts.esd_transform = parse_esd_transform(esd_transform);
             opts.spectrum = {parse_precision(precision), parse_method(method)};
             opts.power_law = power_law_options(xmax, small_n, candidates, 1e-5);
             opts.tolerance = tolerance;
@@ -356,8 +370,9 @@ PYBIND11_MODULE(_core, m) {
         py::arg("small_n") = "penalized", py::arg("tolerance") = 1e-6, py::arg("candidates") = false,
         py::arg("return_evals") = false, py::arg("mp_fit") = false, py::arg("randomize") = py::none(),
         py::arg("alpha_ci") = py::none(), py::arg("bootstrap") = 200, py::arg("seed") = py::none(),
-        py::arg("device") = "cpu",
+        py::arg("device") = "cpu", py::arg("esd_transform") = "none",
         "Spectra, power-law fits and metrics of many layers in one call; a failing layer gets 'error' set. "
+        "esd_transform: 'none', 'inverse' (1/lambda) or 'sqrt' (intra-layer ESDs of singular values). "
         "mp_fit: also the Marchenko-Pastur columns; randomize: a MersenneTwister, also the randomized columns "
         "(permutations drawn from it in layer order).");
 
@@ -486,3 +501,82 @@ PYBIND11_MODULE(_core, m) {
         omp_set_num_threads(n);
     }, py::arg("n"));
 }
+
+namespace {
+
+// detX, eigenvector statistics and truncated SVD (weightwatcher's detX, vectors, SVDSmoothing/SVDSharpness).
+void bind_extras(py::module_& m) {
+    m.def(
+        "detx_constraint",
+        [](const DoubleArray& evals) {
+            const DetX d = detx_constraint(to_sorted_evals(evals));
+            py::dict out;
+            out["detX_num"] = d.num;
+            out["detX_idx"] = d.index;
+            out["detX_val"] = d.value;
+            out["detX_val_unrescaled"] = d.value_rescaled;
+            return out;
+        },
+        py::arg("evals"),
+        "detX = 1 constraint of an ascending ESD (rescaled to sum n): detX_num (eigenvalues whose product stays "
+        ">= 1), detX_idx, detX_val (that eigenvalue) and detX_val_unrescaled (the reference's name: on the rescaled "
+        "scale).");
+
+    m.def(
+        "eigenvector_metrics",
+        [](const py::list& slices, double scale, long long tail_count) {
+            std::vector<py::array> keep_alive;
+            LayerInput layer;
+            layer.scale = scale;
+            for (const py::handle& s : slices) layer.slices.push_back(to_view(s, keep_alive));
+            VectorMetrics v;
+            {
+                py::gil_scoped_release release;
+                v = eigenvector_metrics(layer, tail_count);
+            }
+            static const char* stats[3] = {"vec_entropy", "loc_ratio", "part_ratio"};
+            static const char* groups[4] = {"bulk_mean_", "bulk_var_", "tail_mean_", "tail_var_"};
+            py::dict out;
+            for (int s = 0; s < 3; ++s)
+                for (int g = 0; g < 4; ++g) out[py::str(std::string(groups[g]) + stats[s])] = v.values[s][g];
+            return out;
+        },
+        py::arg("slices"), py::arg("scale") = 1.0, py::arg("tail_count") = 0,
+        "Eigenvectors of each slice's Gram matrix (scaled), pooled by eigenvalue; mean and variance of their "
+        "discrete entropy, localization ratio and participation ratio over the bulk and the top `tail_count` (the "
+        "tail): columns bulk_mean_vec_entropy, bulk_var_vec_entropy, tail_mean_..., ..._loc_ratio, ..._part_ratio.");
+
+    m.def(
+        "vector_statistics",
+        [](const DoubleArray& v) {
+            if (v.ndim() != 1 || v.size() == 0) throw std::invalid_argument("expected a non-empty 1-D vector");
+            return py::make_tuple(discrete_entropy(v.data(), v.size()), localization_ratio(v.data(), v.size()),
+                                  participation_ratio(v.data(), v.size()));
+        },
+        py::arg("vector"), "(discrete_entropy, localization_ratio, participation_ratio) of one vector.");
+
+    m.def(
+        "svd_truncate",
+        [](const DoubleArray& W, long long keep) {
+            if (W.ndim() != 2 || W.shape(0) == 0 || W.shape(1) == 0)
+                throw std::invalid_argument("svd_truncate needs a non-empty 2-D matrix");
+            for (py::ssize_t i = 0; i < W.size(); ++i)
+                if (!std::isfinite(W.data()[i])) throw std::invalid_argument("matrix contains NaN or Inf values");
+            const std::int64_t rows = W.shape(0), cols = W.shape(1);
+            std::vector<double> out;
+            {
+                py::gil_scoped_release release;
+                out = svd_truncate(W.data(), rows, cols, keep);
+            }
+            auto* heap = new std::vector<double>(std::move(out));
+            py::capsule owner(heap, [](void* p) { delete static_cast<std::vector<double>*>(p); });
+            return py::array_t<double>({static_cast<py::ssize_t>(rows), static_cast<py::ssize_t>(cols)},
+                                       {static_cast<py::ssize_t>(cols * sizeof(double)), static_cast<py::ssize_t>(sizeof(double))},
+                                       heap->data(), owner);
+        },
+        py::arg("W"), py::arg("keep"),
+        "W rebuilt from its SVD: keep > 0 keeps the `keep` largest singular values, keep < 0 zeroes the -keep "
+        "largest, 0 returns a copy.");
+}
+
+}  // namespace

@@ -89,7 +89,10 @@ std::vector<LayerAnalysis> analyze_layers(Backend& backend, const std::vector<La
                                           const AnalysisOptions& options) {
     std::vector<LayerSpectrum> spectra = backend.spectra(layers, options.spectrum);
     std::vector<LayerAnalysis> out(layers.size());
-    for (std::size_t l = 0; l < layers.size(); ++l) out[l].spectrum = std::move(spectra[l]);
+    for (std::size_t l = 0; l < layers.size(); ++l) {
+        out[l].spectrum = std::move(spectra[l]);
+        transform_spectrum(out[l].spectrum, options.esd_transform);
+    }
 
     // Big fits first, each parallel inside over xmin candidates; then the rest in parallel across layers.
     std::vector<std::size_t> order(layers.size());

@@ -25,6 +25,9 @@ void scipy_ssyevd_2stage_(const char* jobz, const char* uplo, const int* n, floa
 void scipy_dgesdd_(const char* jobz, const int* m, const int* n, double* a, const int* lda, double* s,
                    double* u, const int* ldu, double* vt, const int* ldvt, double* work, const int* lwork,
                    int* iwork, int* info, std::size_t);
+void scipy_dgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k,
+                  const double* alpha, const double* a, const int* lda, const double* b, const int* ldb,
+                  const double* beta, double* c, const int* ldc, std::size_t, std::size_t);
 void scipy_openblas_set_num_threads(int num_threads);
 int scipy_openblas_get_num_threads(void);
 }

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "htsr/bootstrap.hpp"
+#include "htsr/eigenvectors.hpp"
 #include "htsr/metrics.hpp"
 #include "htsr/mpfit.hpp"
 #include "htsr/powerlaw.hpp"
@@ -34,6 +35,7 @@ struct AnalysisOptions {
     BootstrapOptions bootstrap;
     // Non-null: also the randomized comparison of every layer, permutations drawn from this generator.
     MersenneTwister* randomize = nullptr;
+    EsdTransform esd_transform = EsdTransform::None;  // inverse=True / intra=True, applied before fits
 };
 
 struct LayerAnalysis {
