@@ -7,8 +7,12 @@
 from ._native import core
 from .analysis import analyze, describe
 from .errors import HTSRError, LayerError, SourceError
+from .distances import distances
 from .facade import WeightWatcher
+from .layer_access import get_ESD, get_Weights
 from .results import summary
+from .svd_edit import svd_sharpness, svd_smoothing
 
 __version__ = "0.1.0"
-__all__ = ["analyze", "describe", "summary", "WeightWatcher", "HTSRError", "SourceError", "LayerError", "core"]
+__all__ = ["analyze", "describe", "summary", "WeightWatcher", "get_ESD", "get_Weights", "distances", "svd_smoothing",
+           "svd_sharpness", "HTSRError", "SourceError", "LayerError", "core"]

@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass
 from typing import Dict, Iterable, Iterator, List, Optional
 
+import numpy as np
 import pandas as pd
 
 from ._native import core
@@ -44,6 +45,12 @@ class Options:
     bootstrap: int = 200
     seed: Optional[int] = None
     device: str = "cpu"
+    detX: bool = False
+    vectors: bool = False
+    inverse: bool = False
+    intra: bool = False
+    sparsify: bool = True
+    deltas: bool = False
 
     def check(self) -> None:
         if self.precision not in ("float64", "float32"):
@@ -53,6 +60,14 @@ class Options:
         self.device = resolve_device(self.device)
         if self.xmax is not None and (isinstance(self.xmax, bool) or not isinstance(self.xmax, int) or self.xmax < 0):
             raise ValueError(f"xmax must be None or a non-negative int (eigenvalues to drop), got {self.xmax!r}")
+        if self.intra and (self.randomize or self.vectors or self.inverse):
+            raise ValueError("intra=True cannot be combined with randomize, vectors or inverse")
+        if self.inverse and (self.vectors or self.randomize):
+            raise ValueError("inverse=True cannot be combined with vectors or randomize")
+
+    @property
+    def esd_transform(self) -> str:
+        return "sqrt" if self.intra else "inverse" if self.inverse else "none"
 
 
 def resolve_device(device: str) -> str:
@@ -119,6 +134,7 @@ def batches(plans: Iterable[LayerPlan]) -> Iterator[List[LayerPlan]]:
 
 
 def analyze_batch(batch: List[LayerPlan], opts: Options, return_esd: bool, rng=None) -> List[Dict]:
+    with_esd = return_esd or opts.detX or opts.vectors
     results = core.analyze_layers(
         [(plan.slices, plan.scale, plan.keep_largest) for plan in batch],
         precision=opts.precision,
@@ -126,8 +142,9 @@ def analyze_batch(batch: List[LayerPlan], opts: Options, return_esd: bool, rng=N
         xmax=opts.xmax or 0,
         small_n=opts.small_n,
         tolerance=opts.tolerance,
-        return_evals=return_esd,
+        return_evals=with_esd,
         device=opts.device,
+        esd_transform=opts.esd_transform,
         mp_fit=opts.mp_fit,
         randomize=rng,
         alpha_ci=opts.alpha_ci,
@@ -140,6 +157,13 @@ def analyze_batch(batch: List[LayerPlan], opts: Options, return_esd: bool, rng=N
             rows.append(failed_row(plan.entry, f"layer '{plan.entry.longname}': {result['error']}", plan))
         else:
             rows.append(success_row(plan, result, opts.precision, opts.device))
+    if opts.detX or opts.vectors:
+        from .layer_extras import finish_rows
+
+        finish_rows(batch, rows, opts.detX, opts.vectors)
+        if not return_esd:
+            for row in rows:
+                row.pop("esd", None)
     return rows
 
 
@@ -173,9 +197,16 @@ def analyze(
     out=None,
     resume: bool = False,
     progress: Optional[bool] = None,
+    detX: bool = False,
+    vectors: bool = False,
+    inverse: bool = False,
+    intra: bool = False,
+    sparsify: bool = True,
+    deltas: bool = False,
     _exact_names: bool = False,
     _float32_weights: bool = False,
     _rng=None,
+    _intra_rng=None,
 ) -> pd.DataFrame:
     """Analyzes every weight matrix of `model` and returns one row per layer.
 
@@ -234,6 +265,18 @@ def analyze(
         was written with other options or a skipped tensor's fingerprint changed.
     progress : show a progress bar (tqdm) with the current layer and GB/s; None (default): only when
         stderr is a terminal; False: quiet.
+    detX : also the detX = 1 constraint of each ESD (weightwatcher's detX/ERG): columns detX_num,
+        num_ERG_spikes, ERG_gap (detX_num - num_pl_spikes), detX_val, detX_val_unrescaled.
+    vectors : also eigenvector localization statistics: mean and variance of each eigenvector's discrete
+        entropy, localization ratio (L1/Linf) and participation ratio (L2/L4) over the bulk (eigenvalue < xmin)
+        and the tail: columns {bulk,tail}_{mean,var}_{vec_entropy,loc_ratio,part_ratio}.
+    inverse : analyze the inverse ESD 1/lambda (a layer with a zero eigenvalue fails); sv_max, sv_min and
+        rank_loss stay those of W.
+    intra : instead of the layers, the intra-layer correlations X of consecutive layers (see htsr.intra):
+        one row per pair, its ESD the singular values of X; column Xflag. sparsify (default True) puts a
+        random 0/1 matrix between the two layers (drawn from numpy.random.RandomState(seed)).
+    deltas : with plot=True, also the figures of the eigenvalue spacings (ww.layer{id}.deltaEs.png and
+        .level-stats.png); no columns.
 
     Returns
     -------
@@ -246,13 +289,18 @@ def analyze(
     opts = Options(min_evals, max_evals, max_N, pool, conv2d_norm, xmax, tolerance, precision, method, small_n,
                    _float32_weights, bool(mp_fit), bool(randomize),
                    (0.05, 0.95) if alpha_ci is True else (tuple(alpha_ci) if alpha_ci else None), bootstrap, seed,
-                   device)
+                   device, bool(detX), bool(vectors), bool(inverse), bool(intra), bool(sparsify), bool(deltas))
     opts.check()
     plot_dir = _plot_dir(plot, savefig)
     rng = (_rng if _rng is not None else core.MersenneTwister(seed)) if randomize else None
     rows: List[Dict] = []
     entries = selected_entries(model, layers, opts, start_ids, _exact_names, unsafe_pickle=unsafe_pickle, peft=peft,
                                base_model=base_model)
+    if opts.intra:
+        from .intra import intra_entries
+
+        entries = intra_entries(entries, opts.sparsify, _intra_rng if _intra_rng is not None else
+                                np.random.RandomState(seed))
     recorder = None
     if out is not None:
         from .resume import RunRecorder
@@ -282,6 +330,10 @@ def analyze(
         from .plots import plot_layers
 
         plot_layers(table, plot_dir, xmax=opts.xmax, small_n=opts.small_n)
+        if opts.deltas:
+            from .plots_deltas import plot_deltas
+
+            plot_deltas(table, plot_dir)
         if not return_esd:
             table = table.drop(columns=["esd"], errors="ignore")
     return table

@@ -20,11 +20,14 @@ REFERENCE_COLUMNS = ["layer_id", "name", "D", "M", "N", "Q", "alpha", "alpha_wei
 MP_FIT_COLUMNS = ["num_spikes", "sigma_mp", "mp_softrank", "W_scale", "bulk_max", "bulk_min"]
 RANDOMIZE_COLUMNS = ["max_rand_eval", "rand_distance", "ww_softrank", "ww_maxdist", "num_traps", "rand_num_spikes",
                      "rand_sigma_mp", "rand_mp_softrank", "rand_W_scale", "rand_bulk_max", "rand_bulk_min"]
+DETX_COLUMNS = ["detX_num", "num_ERG_spikes", "ERG_gap", "detX_val", "detX_val_unrescaled"]
+VECTOR_COLUMNS = [f"{g}_{s}" for s in ("vec_entropy", "loc_ratio", "part_ratio")
+                  for g in ("bulk_mean", "bulk_var", "tail_mean", "tail_var")]
 REFERENCE_DESCRIBE_COLUMNS = ["layer_id", "name", "M", "N", "Q", "layer_type", "longname", "num_evals", "rf"]
 
 # Options of the reference that htsr does not implement yet: passing a non-default value raises.
 _NOT_YET = {"fix_fingers": False,
-            "fit": "PL", "detX": False, "vectors": False, "intra": False, "deltas": False, "inverse": False,
+            "fit": "PL",
             "peft": False, "base_model": None, "glorot_fix": False, "fft": False, "conv2d_fft": False,
             "stacked": False, "channels": None, "ww2x": False}
 
@@ -45,23 +48,29 @@ class WeightWatcher:
 
     def analyze(self, model=None, layers=[], min_evals=8, max_evals=15000, max_N=50000, pool=True,
                 conv2d_norm=True, xmax=None, tolerance=0.000001, start_ids=0, svd_method="fast",
-                pl_package="ww", mp_fit=False, randomize=False, **unsupported) -> pd.DataFrame:
+                pl_package="ww", mp_fit=False, randomize=False, detX=False, ERG=False, vectors=False, inverse=False,
+                intra=False, sparsify=True, deltas=False, **unsupported) -> pd.DataFrame:
         """As weightwatcher's analyze() with its defaults; returns (and keeps) the details table.
 
         plot=True writes the reference's five figures per layer into `savefig` (default 'ww-img').
         mp_fit / randomize add the reference's columns. randomize draws its permutations from numpy's
         global RandomState and advances it, as the reference does: after numpy.random.seed(s) both tools
-        permute the same elements the same way."""
+        permute the same elements the same way. detX (or its alias ERG), vectors, inverse, intra (S drawn from
+        numpy's global RandomState, as the reference) and deltas (figures only, with plot=True): see
+        htsr.analyze."""
         plot, savefig = unsupported.pop("plot", False), unsupported.pop("savefig", "ww-img")
         _refuse(unsupported)
         rng = _numpy_global_rng() if randomize else None
         details = _analyze(self._model(model), layers=layers, min_evals=min_evals, max_evals=max_evals,
                            max_N=max_N, pool=pool, conv2d_norm=conv2d_norm, xmax=xmax, tolerance=tolerance,
                            start_ids=start_ids, small_n="ks", plot=plot, savefig=savefig, mp_fit=mp_fit,
-                           randomize=randomize, _exact_names=True, _float32_weights=True, _rng=rng)
+                           randomize=randomize, detX=detX or ERG, vectors=vectors, inverse=inverse, intra=intra,
+                           sparsify=sparsify, deltas=deltas, _exact_names=True, _float32_weights=True, _rng=rng,
+                           _intra_rng=np.random)
         if rng is not None:
             _advance_numpy_global_rng(rng)
-        extra = (MP_FIT_COLUMNS if mp_fit else []) + (RANDOMIZE_COLUMNS if randomize else [])
+        extra = (MP_FIT_COLUMNS if mp_fit else []) + (RANDOMIZE_COLUMNS if randomize else []) + \
+            (DETX_COLUMNS if detX or ERG else []) + (VECTOR_COLUMNS if vectors else []) + (["Xflag"] if intra else [])
         columns = REFERENCE_COLUMNS[:2] + sorted(REFERENCE_COLUMNS[2:] + extra)  # the reference sorts its columns
         columns += ["slice_id"] if "slice_id" in details.columns else []
         self.details = details[[c for c in columns if c in details.columns]].copy()
@@ -74,6 +83,59 @@ class WeightWatcher:
         table = _describe(self._model(model), layers=layers, min_evals=min_evals, max_evals=max_evals, max_N=max_N,
                           conv2d_norm=conv2d_norm, start_ids=start_ids, _exact_names=True)
         return table[REFERENCE_DESCRIBE_COLUMNS]
+
+    def get_ESD(self, model=None, layer=None, random=False, params=None) -> np.ndarray:
+        """The ESD of one layer (id, or name/longname), as analyze computes it; random=True: of the layer with
+        its elements permuted (numpy's global RandomState, as randomize). Unknown layer: ValueError (the
+        reference logs an error and returns [])."""
+        rng = _numpy_global_rng() if random else None
+        from .layer_access import get_ESD
+
+        esd = get_ESD(self._model(model), layer, random=random, max_evals=15000, max_N=50000,
+                      _float32_weights=True, _rng=rng)
+        if rng is not None:
+            _advance_numpy_global_rng(rng)
+        return esd
+
+    def get_Weights(self, model=None, layer=None, params=None):
+        """The weight matrices of one layer (id, or name/longname), unscaled, as the reference returns them."""
+        from .layer_access import get_Weights
+
+        return get_Weights(self._model(model), layer, max_evals=15000, max_N=50000, _float32_weights=True)
+
+    def distances(self, model_1, model_2, method="raw", layers=[], start_ids=0, pool=True, channels=None):
+        """(mean delta_W, mean delta_b, per-layer table): see htsr.distances.distances."""
+        if channels is not None:
+            raise NotImplementedError("WeightWatcher.distances: channels is not supported by htsr")
+        from .distances import distances
+
+        return distances(model_1, model_2, method=method, layers=layers, start_ids=start_ids, pool=pool)
+
+    def SVDSmoothing(self, model=None, percent=0.8, pool=True, layers=[], method="detX", fit="PL", plot=False,
+                     start_ids=0, svd_method="fast"):
+        """Replaces each layer's weights by their truncated SVD, IN PLACE, and returns the model (as the
+        reference); htsr.svd_edit.svd_smoothing returns a copy instead. See htsr.svd_edit for `method`."""
+        if not pool:
+            raise ValueError("SVDSmoothing: only pool=True is supported (as the reference)")
+        if fit != "PL":
+            raise NotImplementedError(f"SVDSmoothing: fit={fit!r} is not supported by htsr")
+        from .svd_edit import svd_smoothing
+
+        return svd_smoothing(self._model(model), percent=percent, layers=layers, method=method, start_ids=start_ids,
+                             inplace=True)
+
+    def SVDSharpness(self, model=None, pool=True, layers=[], plot=False, start_ids=0):
+        """Removes each layer's spikes that survive a random permutation, IN PLACE, and returns the model (the
+        reference returns its `model` argument, None when it was not given). Permutations come from numpy's
+        global RandomState."""
+        if not pool:
+            raise ValueError("SVDSharpness: only pool=True is supported (as the reference)")
+        from .svd_edit import svd_sharpness
+
+        rng = _numpy_global_rng()
+        out = svd_sharpness(self._model(model), layers=layers, start_ids=start_ids, inplace=True, _rng=rng)
+        _advance_numpy_global_rng(rng)
+        return out
 
     def get_details(self) -> Optional[pd.DataFrame]:
         return self.details

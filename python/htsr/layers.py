@@ -32,6 +32,7 @@ class LayerEntry:
     tags: Dict[str, str] = field(default_factory=dict)  # extra columns of its rows, e.g. {"component": "delta"}
     finish_row: Optional[Callable[[Dict], None]] = field(default=None, repr=False)  # source-specific row fix-up
     error: Optional[str] = None  # known unreadable (e.g. listed in an index, absent from its file): a failed row
+    keep_largest: int = 0  # > 0: analyze only this many of the largest eigenvalues (intra-layer rows)
 
 
 @dataclass
@@ -115,6 +116,7 @@ def plan_layer(entry: LayerEntry, conv2d_norm: bool = True, float32_weights: boo
         keep_largest = M
     else:
         slices = [array]
+    keep_largest = entry.keep_largest or keep_largest
     if tag is not None:
         slices = [(s, tag) for s in slices]
     return LayerPlan(entry=entry, N=N, M=M, rf=rf, slices=slices, scale=scale, keep_largest=keep_largest)

@@ -19,8 +19,12 @@ MP_COLUMNS = ["num_spikes", "sigma_mp", "mp_softrank", "W_scale", "bulk_max", "b
 RANDOM_COLUMNS = ["max_rand_eval", "rand_distance", "ww_softrank", "ww_maxdist", "num_traps", "rand_num_spikes",
                   "rand_sigma_mp", "rand_mp_softrank", "rand_W_scale", "rand_bulk_max", "rand_bulk_min"]
 CI_COLUMNS = ["alpha_ci_lo", "alpha_ci_hi"]
-OPTIONAL_COLUMNS = CI_COLUMNS + MP_COLUMNS + RANDOM_COLUMNS
-OPTIONAL_INTEGER_COLUMNS = ["num_spikes", "num_traps", "rand_num_spikes"]
+# detX / vectors columns (htsr.layer_extras).
+DETX_COLUMNS = ["detX_num", "num_ERG_spikes", "ERG_gap", "detX_val", "detX_val_unrescaled"]
+VECTOR_COLUMNS = [f"{group}_{stat}" for stat in ("vec_entropy", "loc_ratio", "part_ratio")
+                  for group in ("bulk_mean", "bulk_var", "tail_mean", "tail_var")]
+OPTIONAL_COLUMNS = CI_COLUMNS + MP_COLUMNS + RANDOM_COLUMNS + DETX_COLUMNS + VECTOR_COLUMNS
+OPTIONAL_INTEGER_COLUMNS = ["num_spikes", "num_traps", "rand_num_spikes", "detX_num", "num_ERG_spikes", "ERG_gap"]
 EXTRA_COLUMNS = ["dtype", "precision", "device", "rank_trusted", "svd_fallback", "message"]
 COLUMNS = IDENTITY_COLUMNS + SPECTRUM_COLUMNS + FIT_COLUMNS + METRIC_COLUMNS + EXTRA_COLUMNS
 DESCRIBE_COLUMNS = IDENTITY_COLUMNS + ["num_evals", "dtype"]
@@ -82,7 +86,7 @@ def success_row(plan, result: Dict, precision: str, device: str = "cpu") -> Dict
 
 def make_table(rows: List[Dict]) -> pd.DataFrame:
     extra = [c for c in OPTIONAL_COLUMNS if any(c in r for r in rows)]
-    optional = [c for c in ("slice_id", "component", "esd", "rand_esd") if any(c in r for r in rows)]
+    optional = [c for c in ("slice_id", "component", "Xflag", "esd", "rand_esd") if any(c in r for r in rows)]
     columns = COLUMNS[:COLUMNS.index("dtype")] + extra + COLUMNS[COLUMNS.index("dtype"):] + optional
     table = pd.DataFrame(rows, columns=columns)
     for col in INTEGER_COLUMNS + [c for c in OPTIONAL_INTEGER_COLUMNS if c in extra]:  # failed rows leave gaps: keep integers integral (nullable) anyway

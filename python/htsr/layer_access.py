@@ -1,0 +1,77 @@
+"""One layer of a model by id or name: its ESD (`get_ESD`) and its weight matrices (`get_Weights`), as
+weightwatcher 0.7.7's methods of the same names return them."""
+from __future__ import annotations
+
+import numbers
+from typing import List, Optional
+
+import numpy as np
+
+from .analysis import Options, analyze, selected_entries, size_filter_reason
+from .errors import LayerError
+from .layers import CONV2D, LayerEntry, matrix_dims, plan_layer, validate
+
+
+def find_layer(model, layer, *, min_evals: int = 8, max_evals: Optional[int] = None, max_N: Optional[int] = None,
+               start_ids: int = 0, **source_options) -> LayerEntry:
+    """The first analyzable layer whose id equals `layer` (an int) or whose name or longname equals it (a str);
+    ValueError naming the valid ids/names when there is none."""
+    if isinstance(layer, bool) or not isinstance(layer, (numbers.Integral, str)):
+        raise ValueError(f"layer must be a layer id (int) or a layer name (str), got {layer!r}")
+    opts = Options(min_evals=min_evals, max_evals=max_evals, max_N=max_N)
+    candidates = []
+    for entry in selected_entries(model, None, opts, start_ids, False, **source_options):
+        try:
+            validate(entry)
+            N, M, rf = matrix_dims(entry)
+        except LayerError:
+            continue
+        if size_filter_reason(N, M, rf, opts):
+            continue
+        if (entry.layer_id == layer) if isinstance(layer, numbers.Integral) else layer in (entry.name, entry.longname):
+            return entry
+        candidates.append(entry)
+    what = "id" if isinstance(layer, numbers.Integral) else "name"
+    valid = [e.layer_id for e in candidates] if what == "id" else [e.longname for e in candidates]
+    shown = ", ".join(map(str, valid[:20])) + (", ..." if len(valid) > 20 else "")
+    raise ValueError(f"no analyzable layer with {what} {layer!r}; valid layer {what}s: [{shown}]")
+
+
+def get_ESD(model, layer, *, random: bool = False, seed: Optional[int] = None, min_evals: int = 8,
+            max_evals: Optional[int] = None, max_N: Optional[int] = None, start_ids: int = 0,
+            conv2d_norm: bool = True, _float32_weights: bool = False, _rng=None) -> np.ndarray:
+    """The ESD (ascending eigenvalues of WᵀW, Conv2D slices pooled and scaled as in `analyze`) of one layer,
+    given by id or by name/longname. random=True: the ESD of the layer with its elements randomly permuted
+    (as randomize=True; seed as in analyze). Raises ValueError for an unknown layer or one that fails."""
+    entry = find_layer(model, layer, min_evals=min_evals, max_evals=max_evals, max_N=max_N, start_ids=start_ids)
+    details = analyze(model, layers=[entry.layer_id], min_evals=min_evals, max_evals=max_evals, max_N=max_N,
+                      start_ids=start_ids, conv2d_norm=conv2d_norm, return_esd=True, randomize=random, seed=seed,
+                      progress=False, _float32_weights=_float32_weights, _rng=_rng)
+    row = details.iloc[0]
+    if row["status"] != "success":
+        raise ValueError(f"layer {layer!r}: no ESD ({row['message']})")
+    return np.asarray(row["rand_esd" if random else "esd"])
+
+
+def _as_float(matrix) -> np.ndarray:
+    if isinstance(matrix, tuple):
+        array, tag = matrix
+        if tag != "bfloat16":
+            raise ValueError(f"get_Weights: {tag} weights cannot be returned as floats")
+        return (array.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
+    return np.asarray(matrix)
+
+
+def get_Weights(model, layer, *, min_evals: int = 8, max_evals: Optional[int] = None,
+                max_N: Optional[int] = None, start_ids: int = 0, _float32_weights: bool = False) -> List[np.ndarray]:
+    """The weight matrices of one layer (by id or name/longname), unscaled: [W] for a dense/embedding layer,
+    the kh·kw slices W[:, :, i, j] of a Conv2D (each transposed to have at least as many rows as columns), the
+    3-D tensor of a torch Conv1d. Arrays are views of the model's weights where possible (copy before editing)."""
+    entry = find_layer(model, layer, min_evals=min_evals, max_evals=max_evals, max_N=max_N, start_ids=start_ids)
+    if len(entry.shape) == 3:
+        return [_as_float(entry.load())]
+    plan = plan_layer(entry, conv2d_norm=False, float32_weights=_float32_weights)
+    slices = [_as_float(s) for s in plan.slices]
+    if entry.layer_type != CONV2D and _float32_weights:
+        slices = [s.astype(np.float32, copy=False) for s in slices]
+    return slices

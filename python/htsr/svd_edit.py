@@ -1,0 +1,128 @@
+"""SVD smoothing and sharpening of a model's weights, as weightwatcher 0.7.7's SVDSmoothing / SVDSharpness:
+every analyzed layer's matrices are rebuilt from their SVD with some singular values set to zero (the
+truncated SVD runs in the core, exactly, in float64; the reference uses a randomized truncated SVD).
+
+- smoothing keeps the k largest singular values of each layer, k chosen by `method`:
+  'detX' (default): detX_num of the layer's ESD; 'lambda_min': num_pl_spikes (the power-law tail);
+  'mp' / 'rmt': num_spikes of the Marchenko-Pastur fit; 'auto': mp when alpha > 6, else detX;
+  'svd': int(percent · M · rf). k = 0 leaves the layer unchanged.
+- sharpening removes the num_spikes largest singular values, num_spikes being the spikes of the MP fit of
+  the layer's randomly permuted ESD (what survives a permutation: e.g. a large mean of the weights).
+- Conv2D layers: each kh·kw slice W[:, :, i, j] gets ceil(k / rf) (sharpening: ceil(-k / rf), so fewer spikes
+  than slices remove nothing), as the reference. Layers with 3-D weights (torch Conv1d) are left unchanged.
+
+`svd_smoothing` / `svd_sharpness` return a new model (a deep copy of an nn.Module, or a new dict for a state
+dict) and leave the input untouched; the facade's WeightWatcher.SVDSmoothing / SVDSharpness change the model in
+place and return it, as the reference does."""
+from __future__ import annotations
+
+import copy
+import math
+from typing import Optional
+
+import numpy as np
+
+from ._native import core
+from .analysis import analyze
+from .layer_access import _as_float
+
+SMOOTH_METHODS = ("detx", "lambda_min", "mp", "rmt", "auto", "svd")
+
+
+def _target(model, inplace: bool):
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is not None and isinstance(model, torch.nn.Module):
+        return model if inplace else copy.deepcopy(model)
+    if isinstance(model, dict):
+        return model if inplace else dict(model)
+    raise ValueError(f"SVD smoothing/sharpening edits a torch nn.Module or a state dict, got {type(model).__name__}")
+
+
+def _get_weight(model, longname: str):
+    if isinstance(model, dict):
+        key = longname + ".weight" if longname + ".weight" in model else longname
+        return model[key], key
+    return model.get_submodule(longname).weight, longname
+
+
+def _set_weight(model, key: str, new: np.ndarray, old) -> None:
+    if isinstance(model, dict):
+        if isinstance(old, np.ndarray):
+            model[key] = new.astype(old.dtype)
+        else:
+            import torch
+
+            model[key] = torch.from_numpy(new).to(dtype=old.dtype, device=old.device)
+        return
+    import torch
+
+    weight = model.get_submodule(key).weight
+    weight.data = torch.from_numpy(new).to(dtype=weight.dtype, device=weight.device)
+
+
+def _rebuild(model, details, counts, sign: int) -> None:
+    """Rebuilds the weights of every row with a count: sign=+1 keeps the k largest singular values, -1 zeroes them."""
+    for (_, row), k in zip(details.iterrows(), counts):
+        if k is None or (isinstance(k, float) and math.isnan(k)) or int(k) == 0:
+            continue
+        old, key = _get_weight(model, row["longname"])
+        W = _as_float(old.detach().cpu().numpy() if hasattr(old, "detach") else old).astype(np.float64)
+        if W.ndim == 2:
+            new = core.svd_truncate(W, sign * int(k))
+        elif W.ndim == 4 and row["layer_type"] == "conv2d":
+            per_slice = int(math.ceil(sign * int(k) / int(row["rf"])))
+            new = W.copy()
+            if per_slice != 0:
+                for i in range(W.shape[2]):
+                    for j in range(W.shape[3]):
+                        new[:, :, i, j] = core.svd_truncate(np.ascontiguousarray(W[:, :, i, j]), per_slice)
+        else:
+            continue
+        _set_weight(model, key, new, old)
+
+
+def svd_smoothing(model, percent: float = 0.8, layers=None, method: str = "detX", start_ids: int = 0,
+                  inplace: bool = False, min_evals: int = 8, max_evals: Optional[int] = 15000,
+                  max_N: Optional[int] = 50000):
+    """Returns `model` with each analyzed layer's weights replaced by their truncated SVD (see the module
+    docstring for `method`). layers, start_ids, min_evals, max_evals, max_N select the layers as in analyze
+    (the reference's defaults). inplace=True edits `model` itself."""
+    key = str(method).lower()
+    if key not in SMOOTH_METHODS:
+        raise ValueError(f"SVDSmoothing: method must be one of {SMOOTH_METHODS}, got {method!r}")
+    if key == "svd" and not 0.0 <= percent <= 1.0:
+        raise ValueError(f"SVDSmoothing: percent must be in [0, 1], got {percent!r}")
+    target = _target(model, inplace)
+    details = analyze(model, layers=layers, start_ids=start_ids, min_evals=min_evals, max_evals=max_evals,
+                      max_N=max_N, small_n="ks", detX=key in ("detx", "auto"), mp_fit=key in ("mp", "rmt", "auto"),
+                      progress=False, _exact_names=True, _float32_weights=True)
+    details = details[details["status"] == "success"]
+    if key == "detx":
+        counts = list(details["detX_num"])
+    elif key == "lambda_min":
+        counts = list(details["num_pl_spikes"])
+    elif key in ("mp", "rmt"):
+        counts = list(details["num_spikes"])
+    elif key == "auto":
+        counts = [r["num_spikes"] if r["alpha"] > 6 else r["detX_num"] for _, r in details.iterrows()]
+    else:
+        counts = [int(percent * r["M"] * r["rf"]) for _, r in details.iterrows()]
+    _rebuild(target, details, counts, +1)
+    return target
+
+
+def svd_sharpness(model, layers=None, start_ids: int = 0, inplace: bool = False, seed: Optional[int] = None,
+                  min_evals: int = 8, max_evals: Optional[int] = 15000, max_N: Optional[int] = 50000, _rng=None):
+    """Returns `model` with the num_spikes largest singular values of each analyzed layer removed, num_spikes
+    from the MP fit of the layer's randomly permuted ESD (seed: as analyze's randomize). inplace=True edits
+    `model` itself."""
+    target = _target(model, inplace)
+    details = analyze(model, layers=layers, start_ids=start_ids, min_evals=min_evals, max_evals=max_evals,
+                      max_N=max_N, small_n="ks", randomize=True, seed=seed, progress=False, _exact_names=True,
+                      _float32_weights=True, _rng=_rng)
+    details = details[details["status"] == "success"]
+    _rebuild(target, details, list(details["rand_num_spikes"]), -1)
+    return target
