@@ -85,13 +85,13 @@ class WeightWatcher:
         return table[REFERENCE_DESCRIBE_COLUMNS]
 
     def get_ESD(self, model=None, layer=None, random=False, params=None) -> np.ndarray:
-        """The ESD of one layer (id, or name/longname), as analyze computes it; random=True: of the layer with
+        """The ESD of one layer (id, or name/longname), as the reference: Conv2D slices unscaled; random=True: of the layer with
         its elements permuted (numpy's global RandomState, as randomize). Unknown layer: ValueError (the
         reference logs an error and returns [])."""
         rng = _numpy_global_rng() if random else None
         from .layer_access import get_ESD
 
-        esd = get_ESD(self._model(model), layer, random=random, max_evals=15000, max_N=50000,
+        esd = get_ESD(self._model(model), layer, random=random, max_evals=15000, max_N=50000, conv2d_norm=False,
                       _float32_weights=True, _rng=rng)
         if rng is not None:
             _advance_numpy_global_rng(rng)
@@ -132,10 +132,7 @@ class WeightWatcher:
             raise ValueError("SVDSharpness: only pool=True is supported (as the reference)")
         from .svd_edit import svd_sharpness
 
-        rng = _numpy_global_rng()
-        out = svd_sharpness(self._model(model), layers=layers, start_ids=start_ids, inplace=True, _rng=rng)
-        _advance_numpy_global_rng(rng)
-        return out
+        return svd_sharpness(self._model(model), layers=layers, start_ids=start_ids, inplace=True, _rng=np.random)
 
     def get_details(self) -> Optional[pd.DataFrame]:
         return self.details

@@ -63,9 +63,10 @@ def _set_weight(model, key: str, new: np.ndarray, old) -> None:
     weight.data = torch.from_numpy(new).to(dtype=weight.dtype, device=weight.device)
 
 
-def _rebuild(model, details, counts, sign: int) -> None:
-    """Rebuilds the weights of every row with a count: sign=+1 keeps the k largest singular values, -1 zeroes them."""
-    for (_, row), k in zip(details.iterrows(), counts):
+def _rebuild(model, rows, counts, sign: int) -> None:
+    """Rebuilds the weights of every row (longname, layer_type, rf) with a count: sign=+1 keeps the k largest
+    singular values, -1 zeroes them."""
+    for row, k in zip(rows, counts):
         if k is None or (isinstance(k, float) and math.isnan(k)) or int(k) == 0:
             continue
         old, key = _get_weight(model, row["longname"])
@@ -110,19 +111,32 @@ def svd_smoothing(model, percent: float = 0.8, layers=None, method: str = "detX"
         counts = [r["num_spikes"] if r["alpha"] > 6 else r["detX_num"] for _, r in details.iterrows()]
     else:
         counts = [int(percent * r["M"] * r["rf"]) for _, r in details.iterrows()]
-    _rebuild(target, details, counts, +1)
+    _rebuild(target, [r for _, r in details.iterrows()], counts, +1)
     return target
 
 
 def svd_sharpness(model, layers=None, start_ids: int = 0, inplace: bool = False, seed: Optional[int] = None,
                   min_evals: int = 8, max_evals: Optional[int] = 15000, max_N: Optional[int] = 50000, _rng=None):
     """Returns `model` with the num_spikes largest singular values of each analyzed layer removed, num_spikes
-    from the MP fit of the layer's randomly permuted ESD (seed: as analyze's randomize). inplace=True edits
+    from the MP fit of the ESD of the layer's matrices with their elements permuted once (as the reference:
+    numpy.random.RandomState(seed).permutation; the facade uses numpy's global state). inplace=True edits
     `model` itself."""
+    from .distances import _layers
+    from .layers import plan_layer
+
+    rng = _rng if _rng is not None else np.random.RandomState(seed)
     target = _target(model, inplace)
-    details = analyze(model, layers=layers, start_ids=start_ids, min_evals=min_evals, max_evals=max_evals,
-                      max_N=max_N, small_n="ks", randomize=True, seed=seed, progress=False, _exact_names=True,
-                      _float32_weights=True, _rng=_rng)
-    details = details[details["status"] == "success"]
-    _rebuild(target, details, list(details["rand_num_spikes"]), -1)
+    rows, counts = [], []
+    for entry in _layers(model, layers, min_evals, max_evals, max_N, start_ids, {}):
+        plan = plan_layer(entry, float32_weights=True)
+        permuted = []
+        for matrix in plan.slices:
+            W = _as_float(matrix)
+            permuted.append(W.reshape(-1)[rng.permutation(W.size)].reshape(W.shape))
+        result = core.analyze_layers([(permuted, plan.scale, plan.keep_largest)], small_n="ks", mp_fit=True)[0]
+        if result["error"]:
+            continue
+        rows.append({"longname": entry.longname, "layer_type": entry.layer_type, "rf": plan.rf})
+        counts.append(result["num_spikes"])
+    _rebuild(target, rows, counts, -1)
     return target

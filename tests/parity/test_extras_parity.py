@@ -1,0 +1,248 @@
+"""Parity of detX, vectors, inverse, intra, get_ESD/get_Weights, distances, SVDSmoothing and SVDSharpness with
+weightwatcher 0.7.7 on small synthetic torch models.
+
+Tolerances: detX, inverse (dense layers), get_ESD, get_Weights: 1e-9 relative. vectors: 1e-9 given the same
+bulk/tail split — the reference splits by comparing scipy.linalg.eig's eigenvalues of the Gram matrix with xmin,
+so the eigenvector at xmin falls on either side by rounding; the test reproduces its split to check the core,
+htsr itself splits by the ESD the fit used. intra: 1e-6 (X is ill-conditioned; htsr uses the Gram path, the
+reference an SVD). distances: 1e-6 (the reference in float32). SVDSmoothing/SVDSharpness: 1e-5 absolute on the
+weights (the reference's randomized TruncatedSVD is exact here because k + 10 oversamples span the whole matrix)."""
+from __future__ import annotations
+
+import copy
+import logging
+import warnings
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+weightwatcher = pytest.importorskip("weightwatcher")
+import htsr  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+logging.getLogger("weightwatcher").setLevel(logging.CRITICAL)
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(60, 40), torch.nn.ReLU(), torch.nn.Linear(40, 50),
+                               torch.nn.Conv2d(8, 16, 3), torch.nn.Linear(50, 30), torch.nn.Embedding(120, 24))
+
+
+def _heavy_model(seed=1):
+    """Pareto-tailed weights so the fits and detX have a real tail."""
+    m = _model(seed)
+    rng = np.random.default_rng(seed)
+    with torch.no_grad():
+        for p in m.parameters():
+            if p.ndim >= 2:
+                p.copy_(torch.from_numpy((rng.pareto(2.5, p.shape) * rng.choice([-1, 1], p.shape)).astype(np.float32)))
+    return m
+
+
+def _reference(model, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return weightwatcher.WeightWatcher(model=model).analyze(**kw)
+
+
+def _close(a, b, rtol):
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    assert a.shape == b.shape
+    np.testing.assert_allclose(b, a, rtol=rtol, atol=0)
+
+
+@pytest.mark.parametrize("make", [_model, _heavy_model])
+def test_detx_parity(make):
+    m = make()
+    ref, ours = _reference(m, detX=True), htsr.WeightWatcher(m).analyze(detX=True)
+    assert list(ref.columns) == list(ours.columns)
+    for col in ("detX_num", "num_ERG_spikes", "ERG_gap", "layer_id"):
+        assert ref[col].tolist() == ours[col].tolist(), col
+    for col in ("detX_val", "detX_val_unrescaled", "alpha"):
+        _close(ref[col], ours[col], 1e-9)
+    assert (htsr.WeightWatcher(m).analyze(ERG=True)["detX_num"] == ours["detX_num"]).all()
+
+
+def _reference_tail_count(W, xmin):
+    """The reference's tail size: scipy eig's eigenvalues of the smaller Gram matrix that are >= xmin."""
+    import scipy.linalg
+
+    W = W.astype(float)
+    X = W @ W.T if W.shape[0] <= W.shape[1] else W.T @ W
+    return int((np.sort(scipy.linalg.eig(X)[0]) >= xmin).sum())
+
+
+def test_vectors_parity():
+    m = _model()
+    ref, ours = _reference(m, vectors=True), htsr.WeightWatcher(m).analyze(vectors=True)
+    assert list(ref.columns) == list(ours.columns)
+    vector_cols = [c for c in ref.columns if c.startswith(("bulk_", "tail_"))]
+    assert len(vector_cols) == 12
+    for i, row in ours.iterrows():
+        if row["layer_type"] == "conv2d":
+            continue
+        W = htsr.get_Weights(m, int(row["layer_id"]))[0].astype(np.float64)
+        tail = _reference_tail_count(W, ref.loc[i, "xmin"])
+        core = htsr.core.eigenvector_metrics([W], 1.0, tail)  # the reference's split
+        for c in vector_cols:
+            np.testing.assert_allclose(core[c], ref.loc[i, c], rtol=1e-9, err_msg=f"{row['longname']} {c}")
+        if tail == row["num_pl_spikes"]:  # same split: the facade's row agrees too
+            for c in vector_cols:
+                np.testing.assert_allclose(row[c], ref.loc[i, c], rtol=1e-9)
+
+
+def test_vector_statistics_match_reference_functions():
+    from weightwatcher import RMT_Util
+
+    rng = np.random.default_rng(3)
+    for n in (2, 7, 100, 513):
+        v = rng.standard_normal(n)
+        v /= np.linalg.norm(v)
+        ours = htsr.core.vector_statistics(v)
+        ref = (RMT_Util.discrete_entropy(v), RMT_Util.localization_ratio(v), RMT_Util.participation_ratio(v))
+        np.testing.assert_allclose(ours, ref, rtol=1e-12)
+
+
+def test_inverse_parity_on_dense_layers():
+    m = _model()
+    ref, ours = _reference(m, inverse=True), htsr.WeightWatcher(m).analyze(inverse=True)
+    ours_dense = ours["layer_type"] != "conv2d"
+    dense = ref["layer_id"].isin(ours.loc[ours_dense, "layer_id"])
+    for col in ("alpha", "xmin", "lambda_max", "log_norm", "stable_rank", "sv_max", "D"):
+        _close(ref.loc[dense, col], ours.loc[ours_dense, col], 1e-9)
+    assert ref.loc[dense, "num_pl_spikes"].tolist() == ours.loc[ours_dense, "num_pl_spikes"].tolist()
+    # Conv2D: htsr inverts every pooled eigenvalue (the reference re-inverts the running pool per slice).
+    conv = ours[~ours_dense].iloc[0]
+    esd = htsr.get_ESD(m, int(conv["layer_id"]))
+    np.testing.assert_allclose(conv["lambda_max"], 1.0 / esd.min(), rtol=1e-12)
+
+
+def test_intra_parity():
+    m = _model()
+    np.random.seed(7)
+    ref = _reference(m, intra=True)
+    np.random.seed(7)
+    ours = htsr.WeightWatcher(m).analyze(intra=True)
+    assert list(ref.columns) == list(ours.columns)
+    assert ref["name"].tolist() == ours["name"].tolist() and len(ours) >= 1
+    assert ours["Xflag"].all()
+    for col in ("num_evals", "N", "M", "num_pl_spikes", "layer_id"):
+        assert ref[col].tolist() == ours[col].tolist(), col
+    for col in ("alpha", "xmin", "lambda_max", "log_norm", "sv_max", "entropy"):
+        _close(ref[col], ours[col], 1e-6)
+    with pytest.raises(ValueError, match="intra"):
+        htsr.analyze(m, intra=True, vectors=True)
+
+
+def test_get_esd_and_weights_parity():
+    m = _model()
+    w = weightwatcher.WeightWatcher(model=m)
+    ours = htsr.WeightWatcher(m)
+    for layer in (1, 3, 4, "2", 6):
+        _close(w.get_ESD(layer=layer), ours.get_ESD(layer=layer), 1e-9)
+        ref_w, our_w = w.get_Weights(layer=layer), ours.get_Weights(layer=layer)
+        assert len(ref_w) == len(our_w)
+        for a, b in zip(ref_w, our_w):
+            assert a.shape == b.shape
+            np.testing.assert_array_equal(a, b)
+    _close(ours.get_ESD(layer=1), htsr.get_ESD(m, 1), 1e-6)
+    _close(ours.get_ESD(layer=4) / 2, htsr.get_ESD(m, 4), 1e-6)  # htsr.get_ESD scales Conv2D as analyze does  # htsr.analyze reads float32 weights as they are
+    np.random.seed(3)
+    rand = ours.get_ESD(layer=1, random=True)
+    assert rand.shape == (200,)  # 5 permuted copies pooled below 100 eigenvalues, as randomize
+    np.random.seed(3)
+    _close(weightwatcher.WeightWatcher(model=m).get_ESD(layer=1, random=True), rand, 1e-6)
+
+
+def test_get_esd_bad_layer():
+    m = _model()
+    with pytest.raises(ValueError, match="no analyzable layer with id 99.*valid layer ids: \\[1, 3, 4, 5, 6\\]"):
+        htsr.get_ESD(m, 99)
+    with pytest.raises(ValueError, match="no analyzable layer with name 'nope'"):
+        htsr.WeightWatcher(m).get_Weights(layer="nope")
+    with pytest.raises(ValueError, match="layer id"):
+        htsr.get_Weights(m, 2.5)
+    with pytest.raises(ValueError, match="id 2"):  # the ReLU has no weights
+        htsr.get_ESD(m, 2)
+
+
+@pytest.mark.parametrize("method", ["raw", "euclidean", "cka"])
+def test_distances_parity(method):
+    a = _model()
+    b = copy.deepcopy(a)
+    with torch.no_grad():
+        for p in b.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    ref = weightwatcher.WeightWatcher().distances(a, b, method=method)
+    ours = htsr.WeightWatcher().distances(a, b, method=method)
+    _close([ref[0], ref[1]], [ours[0], ours[1]], 1e-6)
+    rt, ot = ref[2], ours[2]
+    assert list(rt.columns) == list(ot.columns) and rt.index.tolist() == ot.index.tolist()
+    _close(rt["delta_W"], ot["delta_W"], 1e-6)
+    _close(rt["delta_b"], ot["delta_b"], 1e-6)
+    assert rt["M"].tolist() == ot["M"].tolist() and rt["N"].tolist() == ot["N"].tolist()
+    assert [str(x) for x in rt["b_shape"]] == [str(x) for x in ot["b_shape"]]
+    assert htsr.distances(a, a, method=method)[0] == (1.0 if method == "cka" else 0.0) or method == "cka"
+
+
+def test_distances_bad_input():
+    a = _model()
+    other = torch.nn.Sequential(torch.nn.Linear(60, 40), torch.nn.ReLU(), torch.nn.Linear(40, 51))
+    with pytest.raises(ValueError, match="differ"):
+        htsr.distances(a, other)
+    with pytest.raises(ValueError, match="method"):
+        htsr.distances(a, a, method="cosine")
+
+
+def _smoothable_model():
+    torch.manual_seed(5)
+    return torch.nn.Sequential(torch.nn.Linear(20, 12), torch.nn.Conv2d(6, 8, 2), torch.nn.Linear(16, 10))
+
+
+@pytest.mark.parametrize("method", ["detX", "svd"])
+def test_svd_smoothing_parity(method):
+    m = _smoothable_model()
+    ref_model, our_model = copy.deepcopy(m), copy.deepcopy(m)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        weightwatcher.WeightWatcher(model=ref_model).SVDSmoothing(method=method, percent=0.5)
+    returned = htsr.WeightWatcher(our_model).SVDSmoothing(method=method, percent=0.5)
+    assert returned is our_model  # in place, as the reference
+    changed = 0
+    for (n, p_ref), p_ours, p_orig in zip(ref_model.named_parameters(), our_model.parameters(), m.parameters()):
+        np.testing.assert_allclose(p_ours.detach().numpy(), p_ref.detach().numpy(), atol=1e-5, err_msg=n)
+        changed += not torch.equal(p_ours, p_orig)
+    assert changed >= 1
+    copy_out = htsr.svd_smoothing(m, method=method, percent=0.5)
+    assert copy_out is not m and torch.equal(m[0].weight, _smoothable_model()[0].weight)  # input untouched
+    state = htsr.svd_smoothing({k: v.clone() for k, v in m.state_dict().items()}, method=method, percent=0.5)
+    np.testing.assert_allclose(state["0.weight"].numpy(), copy_out[0].weight.detach().numpy(), atol=1e-6)
+
+
+def test_svd_sharpness_removes_a_mean_spike():
+    torch.manual_seed(2)
+    m = torch.nn.Sequential(torch.nn.Linear(80, 60))
+    with torch.no_grad():
+        m[0].weight.add_(0.5)  # a rank-one mean survives any permutation: the spike sharpening removes
+    ref_model, our_model = copy.deepcopy(m), copy.deepcopy(m)
+    np.random.seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        weightwatcher.WeightWatcher(model=ref_model).SVDSharpness(model=ref_model)
+    np.random.seed(0)
+    htsr.WeightWatcher(our_model).SVDSharpness()
+    np.testing.assert_allclose(our_model[0].weight.detach().numpy(), ref_model[0].weight.detach().numpy(), atol=1e-5)
+    assert not torch.equal(our_model[0].weight, m[0].weight)
+    s_before = np.linalg.svd(m[0].weight.detach().numpy(), compute_uv=False)
+    s_after = np.linalg.svd(our_model[0].weight.detach().numpy(), compute_uv=False)
+    assert s_after[0] < 0.5 * s_before[0]
+
+
+def test_deltas_figures(tmp_path):
+    pytest.importorskip("matplotlib")
+    m = _model()
+    htsr.WeightWatcher(m).analyze(layers=[1], plot=True, deltas=True, savefig=str(tmp_path))
+    assert (tmp_path / "ww.layer1.deltaEs.png").stat().st_size > 0
+    assert (tmp_path / "ww.layer1.level-stats.png").stat().st_size > 0
