@@ -19,8 +19,10 @@ MP_COLUMNS = ["num_spikes", "sigma_mp", "mp_softrank", "W_scale", "bulk_max", "b
 RANDOM_COLUMNS = ["max_rand_eval", "rand_distance", "ww_softrank", "ww_maxdist", "num_traps", "rand_num_spikes",
                   "rand_sigma_mp", "rand_mp_softrank", "rand_W_scale", "rand_bulk_max", "rand_bulk_min"]
 CI_COLUMNS = ["alpha_ci_lo", "alpha_ci_hi"]
-OPTIONAL_COLUMNS = CI_COLUMNS + MP_COLUMNS + RANDOM_COLUMNS
-OPTIONAL_INTEGER_COLUMNS = ["num_spikes", "num_traps", "rand_num_spikes"]
+TPL_COLUMNS = ["Lambda"]                       # fit='TPL' / 'E_TPL'
+FINGER_COLUMNS = ["num_fingers", "raw_alpha"]  # fix_fingers='clip_xmax'
+OPTIONAL_COLUMNS = TPL_COLUMNS + FINGER_COLUMNS + CI_COLUMNS + MP_COLUMNS + RANDOM_COLUMNS
+OPTIONAL_INTEGER_COLUMNS = ["num_spikes", "num_traps", "rand_num_spikes", "num_fingers"]
 EXTRA_COLUMNS = ["dtype", "precision", "device", "rank_trusted", "svd_fallback", "message"]
 COLUMNS = IDENTITY_COLUMNS + SPECTRUM_COLUMNS + FIT_COLUMNS + METRIC_COLUMNS + EXTRA_COLUMNS
 DESCRIBE_COLUMNS = IDENTITY_COLUMNS + ["num_evals", "dtype"]
