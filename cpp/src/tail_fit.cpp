@@ -60,11 +60,10 @@ PowerLawFit fit_tpl(const std::vector<double>& evals, const PowerLawOptions& opt
     if (!clipped_end(evals, options.xmax_clip, end, why)) return failed_fit(why);
     const auto stop = evals.begin() + static_cast<std::ptrdiff_t>(end);
     const std::vector<double> values(std::upper_bound(evals.begin(), stop, options.evals_thresh), stop);
-    XminRange range{-kInf, kInf};
-    if (options.fix_fingers == FixFingers::XminPeak) {
-        if (values.empty()) return failed_fit("no eigenvalue above the threshold: no ESD peak for xmin_peak");
-        range = xmin_peak_range(values, options.xmin_max);
-    }
+    if (values.empty()) return failed_fit("no eigenvalue above the threshold: nothing to fit");
+    // The package's default xmin range is [min, max): the largest value is never a candidate.
+    XminRange range{values.front(), values.back()};
+    if (options.fix_fingers == FixFingers::XminPeak) range = xmin_peak_range(values, options.xmin_max);
     const TPLFit t = fit_truncated_power_law(values, range.lo, range.hi);
     if (!t.ok) return failed_fit(t.message);
     PowerLawFit fit;

@@ -33,8 +33,8 @@ struct TPLFit {
 };
 
 // data: positive values ascending. Candidates are the distinct values v with lo <= v < hi, except the
-// largest such one (as the `powerlaw` package); lo = -inf, hi = +inf for all of them but the two largest
-// distinct values.
+// largest such one (as the `powerlaw` package, whose default range is [min, max): all distinct values but the
+// two largest).
 TPLFit fit_truncated_power_law(const std::vector<double>& data, double lo, double hi);
 
 // Kolmogorov-Smirnov distance of the TPL (alpha, Lambda) fitted at data[i] against the tail data[i:],
