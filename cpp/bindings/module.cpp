@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "htsr/backend.hpp"
+#include "htsr/tpl.hpp"
 #ifdef HTSR_WITH_CUDA
 #include "../cuda/cuda_backend.hpp"
 #endif
@@ -129,6 +130,9 @@ void put_fit(py::dict& d, PowerLawFit& f) {
     d["status"] = f.status;
     d["warning"] = f.warning;
     d["fit_message"] = f.message;
+    d["Lambda"] = f.Lambda;
+    d["num_fingers"] = f.num_fingers;
+    d["raw_alpha"] = f.raw_alpha;
     if (!f.alphas.empty() || !f.Ds.empty()) {
         d["xmins"] = to_numpy(std::move(f.xmins));
         d["alphas"] = to_numpy(std::move(f.alphas));
@@ -230,6 +234,29 @@ MersenneTwister* rng_argument(const py::object& rng) {
     return py::cast<MersenneTwister*>(rng);
 }
 
+// fit: 'PL' | 'TPL' | 'E_TPL' (= TPL with xmin_peak); fix_fingers: '' | 'xmin_peak' | 'clip_xmax'.
+void set_tail_options(PowerLawOptions& o, const std::string& fit, const std::string& fix_fingers, double xmin_max,
+                      int max_fingers, double finger_thresh) {
+    if (fit == "PL") o.distribution = TailDistribution::PowerLaw;
+    else if (fit == "TPL" || fit == "E_TPL") o.distribution = TailDistribution::TruncatedPowerLaw;
+    else throw std::invalid_argument("fit must be 'PL', 'TPL' or 'E_TPL', got '" + fit + "'");
+    if (fix_fingers.empty()) o.fix_fingers = FixFingers::None;
+    else if (fix_fingers == "xmin_peak") o.fix_fingers = FixFingers::XminPeak;
+    else if (fix_fingers == "clip_xmax") o.fix_fingers = FixFingers::ClipXmax;
+    else throw std::invalid_argument("fix_fingers must be 'xmin_peak' or 'clip_xmax', got '" + fix_fingers + "'");
+    if (fit == "E_TPL") {
+        if (o.fix_fingers == FixFingers::ClipXmax)
+            throw std::invalid_argument("fit='E_TPL' fixes fingers by xmin_peak; it cannot be combined with clip_xmax");
+        o.fix_fingers = FixFingers::XminPeak;
+    }
+    if (o.distribution == TailDistribution::TruncatedPowerLaw && o.fix_fingers == FixFingers::ClipXmax)
+        throw std::invalid_argument("fix_fingers='clip_xmax' refits power laws only; it cannot be combined with fit='TPL'");
+    if (max_fingers < 1) throw std::invalid_argument("max_fingers must be at least 1");
+    o.xmin_max = xmin_max;
+    o.max_fingers = max_fingers;
+    o.finger_thresh = finger_thresh;
+}
+
 PowerLawOptions power_law_options(int xmax, const std::string& small_n, bool candidates, double evals_thresh) {
     PowerLawOptions o;
     o.xmax_clip = xmax;
@@ -298,9 +325,11 @@ PYBIND11_MODULE(_core, m) {
     m.def(
         "fit_power_law",
         [](const py::array_t<double, py::array::c_style | py::array::forcecast>& evals, int xmax,
-           const std::string& small_n, bool candidates, double evals_thresh) {
+           const std::string& small_n, bool candidates, double evals_thresh, const std::string& fit_kind,
+           const std::string& fix_fingers, double xmin_max, int max_fingers, double finger_thresh) {
             std::vector<double> v = to_sorted_evals(evals);
             PowerLawOptions opts = power_law_options(xmax, small_n, candidates, evals_thresh);
+            set_tail_options(opts, fit_kind, fix_fingers, xmin_max, max_fingers, finger_thresh);
             PowerLawFit fit;
             {
                 py::gil_scoped_release release;
@@ -311,8 +340,50 @@ PYBIND11_MODULE(_core, m) {
             return d;
         },
         py::arg("evals"), py::arg("xmax") = 0, py::arg("small_n") = "penalized", py::arg("candidates") = false,
-        py::arg("evals_thresh") = 1e-5,
-        "Power-law fit of ascending eigenvalues over every xmin candidate (spec §3).");
+        py::arg("evals_thresh") = 1e-5, py::arg("fit") = "PL", py::arg("fix_fingers") = "",
+        py::arg("xmin_max") = 0.0, py::arg("max_fingers") = 10, py::arg("finger_thresh") = 1.0,
+        "Power-law fit of ascending eigenvalues over every xmin candidate (spec §3); fit='TPL'/'E_TPL' fits "
+        "the truncated power law (adds Lambda), fix_fingers='xmin_peak'/'clip_xmax' as weightwatcher.");
+
+    m.def("upper_incomplete_gamma", &upper_incomplete_gamma, py::arg("s"), py::arg("z"),
+          "Gamma(s, z) for real s <= 1 and z > 0 (the truncated power law's normalization).");
+
+    m.def(
+        "fit_tpl_at",
+        [](const py::array_t<double, py::array::c_style | py::array::forcecast>& tail) {
+            const std::vector<double> v = to_sorted_evals(tail);
+            if (v.size() < 2) throw std::invalid_argument("the tail needs at least 2 values");
+            const TPLCandidate c = fit_tpl_at(v.data(), static_cast<std::int64_t>(v.size()));
+            py::dict d;
+            d["alpha"] = c.alpha;
+            d["Lambda"] = c.Lambda;
+            d["neg_loglik"] = c.neg_loglik;
+            d["valid"] = c.valid;
+            d["evaluations"] = c.evaluations;
+            return d;
+        },
+        py::arg("tail"), "Truncated power-law MLE with xmin = tail[0] (ascending tail), the reference's optimizer rules.");
+
+    m.def(
+        "tpl_ks_distance",
+        [](const py::array_t<double, py::array::c_style | py::array::forcecast>& data, std::int64_t i, double alpha,
+           double Lambda) {
+            const std::vector<double> v = to_sorted_evals(data);
+            if (i < 0 || i >= static_cast<std::int64_t>(v.size())) throw std::invalid_argument("xmin index out of range");
+            return tpl_ks_distance(v, i, alpha, Lambda, std::numeric_limits<double>::infinity());
+        },
+        py::arg("data"), py::arg("i"), py::arg("alpha"), py::arg("Lambda"),
+        "KS distance of a truncated power law fitted at data[i] (the powerlaw package's convention).");
+
+    m.def(
+        "xmin_peak_range",
+        [](const py::array_t<double, py::array::c_style | py::array::forcecast>& values, double xmin_max) {
+            const std::vector<double> v = to_sorted_evals(values);
+            if (v.empty()) throw std::invalid_argument("no values");
+            const XminRange r = xmin_peak_range(v, xmin_max);
+            return py::make_tuple(r.lo, r.hi);
+        },
+        py::arg("values"), py::arg("xmin_max") = 0.0, "fix_fingers='xmin_peak': the [lo, hi) range of xmin.");
 
     m.def(
         "layer_metrics",
@@ -331,13 +402,15 @@ PYBIND11_MODULE(_core, m) {
         [](const py::list& layers, const std::string& precision, const std::string& method, int xmax,
            const std::string& small_n, double tolerance, bool candidates, bool return_evals, bool mp_fit,
            const py::object& randomize, const py::object& alpha_ci, int bootstrap, const py::object& seed,
-           const std::string& device, const std::string& esd_transform) {
+           const std::string& device, const std::string& esd_transform, const std::string& fit_kind,
+           const std::string& fix_fingers, double xmin_max, int max_fingers, double finger_thresh) {
             std::vector<py::array> keep_alive;
             const std::vector<LayerInput> inputs = to_layers(layers, keep_alive);
             AnalysisOptions opts;
             opts.esd_transform = parse_esd_transform(esd_transform);
             opts.spectrum = {parse_precision(precision), parse_method(method)};
             opts.power_law = power_law_options(xmax, small_n, candidates, 1e-5);
+            set_tail_options(opts.power_law, fit_kind, fix_fingers, xmin_max, max_fingers, finger_thresh);
             opts.tolerance = tolerance;
             opts.mp_fit = mp_fit;
             opts.randomize = rng_argument(randomize);
@@ -370,7 +443,9 @@ PYBIND11_MODULE(_core, m) {
         py::arg("small_n") = "penalized", py::arg("tolerance") = 1e-6, py::arg("candidates") = false,
         py::arg("return_evals") = false, py::arg("mp_fit") = false, py::arg("randomize") = py::none(),
         py::arg("alpha_ci") = py::none(), py::arg("bootstrap") = 200, py::arg("seed") = py::none(),
-        py::arg("device") = "cpu", py::arg("esd_transform") = "none",
+        py::arg("device") = "cpu", py::arg("esd_transform") = "none", py::arg("fit") = "PL",
+        py::arg("fix_fingers") = "", py::arg("xmin_max") = 0.0, py::arg("max_fingers") = 10,
+        py::arg("finger_thresh") = 1.0,
         "Spectra, power-law fits and metrics of many layers in one call; a failing layer gets 'error' set. "
         "esd_transform: 'none', 'inverse' (1/lambda) or 'sqrt' (intra-layer ESDs of singular values). "
         "mp_fit: also the Marchenko-Pastur columns; randomize: a MersenneTwister, also the randomized columns "

@@ -66,8 +66,9 @@ struct Choice {
 };
 
 // §3.1: alpha_i = 1 + n/S_i for all candidates, D_i by a pruned parallel scan, first argmin of D.
+// Candidates outside [lo, hi) (fix_fingers='xmin_peak') are not tried: their D is +inf.
 Choice fit_standard(const std::vector<double>& log_x, std::vector<double>& alphas, std::vector<double>& Ds,
-                    bool keep_all) {
+                    bool keep_all, std::size_t lo, std::size_t hi) {
     const std::size_t n_all = log_x.size(), candidates = n_all - 1;
     const std::vector<double> S = tail_log_sums(log_x);
     alphas.assign(candidates, 0.0);
@@ -82,6 +83,10 @@ Choice fit_standard(const std::vector<double>& log_x, std::vector<double>& alpha
 #pragma omp parallel for schedule(dynamic, 8) if (parallel)
     for (std::ptrdiff_t r = 0; r < static_cast<std::ptrdiff_t>(candidates); ++r) {
         const std::size_t i = candidates - 1 - static_cast<std::size_t>(r);
+        if (i < lo || i >= hi) {
+            Ds[i] = no_prune;
+            continue;
+        }
         if (!(alphas[i] > 1.0)) continue;  // D stays 1 (spec)
         const double best_so_far = best.load(std::memory_order_relaxed);
         const double bound = keep_all ? no_prune : best_so_far + kTieTolerance * best_so_far;
@@ -94,7 +99,7 @@ Choice fit_standard(const std::vector<double>& log_x, std::vector<double>& alpha
 
 // §3.2 for fewer than 20 values: bias-corrected alpha, tails of >= 8 values, J = D - 0.868/sqrt(n).
 Choice fit_small_n(const std::vector<double>& log_x, std::vector<double>& alphas, std::vector<double>& Ds,
-                   SmallNSelect select) {
+                   SmallNSelect select, std::size_t lo, std::size_t hi) {
     const std::size_t n_all = log_x.size(), candidates = n_all - 1;
     const std::vector<double> S = tail_log_sums(log_x);
     alphas.assign(candidates, 0.0);
@@ -104,6 +109,10 @@ Choice fit_small_n(const std::vector<double>& log_x, std::vector<double>& alphas
     bool any = false;
     for (std::size_t i = 0; i < candidates; ++i) {
         const std::size_t n = n_all - i;
+        if (i < lo || i >= hi) {
+            Ds[i] = no_prune;
+            continue;
+        }
         if (n < kSmallNMinTail || S[i] <= kSmallNMinLogSum) continue;
         const double alpha = 1.0 + (static_cast<double>(n) - 1.0) / S[i];
         alphas[i] = alpha;
@@ -138,7 +147,8 @@ PowerLawFit failed(PowerLawFit fit, std::string why) {
 
 }  // namespace
 
-PowerLawFit fit_power_law(const std::vector<double>& evals, const PowerLawOptions& options) {
+PowerLawFit fit_plain_power_law(const std::vector<double>& evals, const PowerLawOptions& options, double xmin_lo,
+                                double xmin_hi) {
     PowerLawFit fit;
     if (!std::is_sorted(evals.begin(), evals.end())) return failed(fit, "eigenvalues are not sorted ascending");
     for (double v : evals)
@@ -162,10 +172,15 @@ PowerLawFit fit_power_law(const std::vector<double>& evals, const PowerLawOption
     std::vector<double> log_x(end - begin);
     for (std::size_t j = begin; j < end; ++j) log_x[j - begin] = std::log(evals[j]);
 
+    // Candidate indices whose xmin lies in [xmin_lo, xmin_hi) (all of them by default).
+    const auto first = evals.begin() + static_cast<std::ptrdiff_t>(begin), last = evals.begin() + static_cast<std::ptrdiff_t>(end - 1);
+    const std::size_t lo = static_cast<std::size_t>(std::lower_bound(first, last, xmin_lo) - first);
+    const std::size_t hi = static_cast<std::size_t>(std::lower_bound(first, last, xmin_hi) - first);
+    if (lo >= hi) return failed(fit, "no xmin candidate in the xmin_peak range");
     std::vector<double> alphas, Ds;
     const bool small = log_x.size() < kSmallN;
-    const Choice choice = small ? fit_small_n(log_x, alphas, Ds, options.small_n)
-                                : fit_standard(log_x, alphas, Ds, options.keep_candidates);
+    const Choice choice = small ? fit_small_n(log_x, alphas, Ds, options.small_n, lo, hi)
+                                : fit_standard(log_x, alphas, Ds, options.keep_candidates, lo, hi);
     if (!choice.ok) return failed(fit, "all fitted eigenvalues are equal: no power law to fit");
 
     const std::size_t i = choice.index, n = log_x.size() - i;

@@ -51,6 +51,11 @@ class Options:
     intra: bool = False
     sparsify: bool = True
     deltas: bool = False
+    fit: str = "PL"
+    fix_fingers: Optional[str] = None
+    xmin_max: Optional[float] = None
+    max_fingers: int = 10
+    finger_thresh: float = 1.0
 
     def check(self) -> None:
         if self.precision not in ("float64", "float32"):
@@ -64,6 +69,16 @@ class Options:
             raise ValueError("intra=True cannot be combined with randomize, vectors or inverse")
         if self.inverse and (self.vectors or self.randomize):
             raise ValueError("inverse=True cannot be combined with vectors or randomize")
+        if self.fit not in ("PL", "TPL", "E_TPL"):
+            raise ValueError(f"fit must be 'PL', 'TPL' or 'E_TPL', got {self.fit!r}")
+        if self.fix_fingers not in (None, False, "xmin_peak", "clip_xmax"):
+            raise ValueError(f"fix_fingers must be None, 'xmin_peak' or 'clip_xmax', got {self.fix_fingers!r}")
+        if self.fix_fingers and self.xmax:
+            raise ValueError(f"fix_fingers={self.fix_fingers!r} cannot be combined with xmax={self.xmax} (as the reference)")
+        if self.fix_fingers == "clip_xmax" and self.fit != "PL":
+            raise ValueError(f"fix_fingers='clip_xmax' refits power laws only; it cannot be combined with fit={self.fit!r}")
+        if self.fit != "PL" and self.alpha_ci:
+            raise ValueError("alpha_ci bootstraps the power-law fit; it cannot be combined with fit='TPL'/'E_TPL'")
 
     @property
     def esd_transform(self) -> str:
@@ -150,11 +165,23 @@ def analyze_batch(batch: List[LayerPlan], opts: Options, return_esd: bool, rng=N
         alpha_ci=opts.alpha_ci,
         bootstrap=opts.bootstrap,
         seed=opts.seed,
+        fit=opts.fit,
+        fix_fingers=opts.fix_fingers or "",
+        xmin_max=opts.xmin_max or 0.0,
+        max_fingers=opts.max_fingers,
+        finger_thresh=opts.finger_thresh,
     )
     rows = []
+    unasked = ([] if opts.fit != "PL" else ["Lambda"]) + \
+        ([] if opts.fix_fingers == "clip_xmax" else ["num_fingers", "raw_alpha"])
     for plan, result in zip(batch, results):
+        for key in unasked:  # the core reports every fit column; keep those of the options asked for
+            result.pop(key, None)
         if result["error"]:
-            rows.append(failed_row(plan.entry, f"layer '{plan.entry.longname}': {result['error']}", plan))
+            row = failed_row(plan.entry, f"layer '{plan.entry.longname}': {result['error']}", plan)
+            row.update({key: -1 for key in ("Lambda", "raw_alpha") if key not in unasked})
+            row.update({"num_fingers": 0} if "num_fingers" not in unasked else {})
+            rows.append(row)
         else:
             rows.append(success_row(plan, result, opts.precision, opts.device))
     if opts.detX or opts.vectors:
@@ -203,6 +230,11 @@ def analyze(
     intra: bool = False,
     sparsify: bool = True,
     deltas: bool = False,
+    fit: str = "PL",
+    fix_fingers=None,
+    xmin_max: Optional[float] = None,
+    max_fingers: int = 10,
+    finger_thresh: float = 1.0,
     _exact_names: bool = False,
     _float32_weights: bool = False,
     _rng=None,
@@ -222,6 +254,15 @@ def analyze(
         (column slice_id), each scaled by sqrt(rf/2) under conv2d_norm, as the reference's unpooled mode.
     conv2d_norm : scale Conv2D slices by sqrt(1/2) (compatible).
     xmax : drop this many of the largest eigenvalues before fitting.
+    fit : 'PL' (power law, default); 'TPL': truncated power law x^-alpha e^(-Lambda x), maximum likelihood of
+        (alpha, Lambda) at every xmin candidate, xmin by the KS distance (as weightwatcher 0.7.7 asks of the
+        `powerlaw` package): column Lambda, alpha is the TPL exponent, sigma and xmax are NaN; 'E_TPL': TPL
+        with fix_fingers='xmin_peak'.
+    fix_fingers : None; 'xmin_peak': xmin only from a range around the peak of the log10 ESD histogram
+        (upper end xmin_max, default 1.5 x the peak); 'clip_xmax': refit without the 2..max_fingers-1
+        largest eigenvalues until alpha drops by more than finger_thresh: columns num_fingers (clipped
+        values counted as the reference does, 0: none) and raw_alpha (alpha before clipping).
+    xmin_max, max_fingers, finger_thresh : fix_fingers parameters (reference names and defaults).
     tolerance : eigenvalues below it count in weak_rank_loss.
     start_ids : the first layer id (0 or 1).
     precision : 'float64' (exact, default) or 'float32' (faster; eigenvalues carry an absolute
@@ -289,7 +330,8 @@ def analyze(
     opts = Options(min_evals, max_evals, max_N, pool, conv2d_norm, xmax, tolerance, precision, method, small_n,
                    _float32_weights, bool(mp_fit), bool(randomize),
                    (0.05, 0.95) if alpha_ci is True else (tuple(alpha_ci) if alpha_ci else None), bootstrap, seed,
-                   device, bool(detX), bool(vectors), bool(inverse), bool(intra), bool(sparsify), bool(deltas))
+                   device, bool(detX), bool(vectors), bool(inverse), bool(intra), bool(sparsify), bool(deltas),
+                   fit, fix_fingers or None, xmin_max, max_fingers, finger_thresh)
     opts.check()
     plot_dir = _plot_dir(plot, savefig)
     rng = (_rng if _rng is not None else core.MersenneTwister(seed)) if randomize else None

@@ -18,6 +18,8 @@ REFERENCE_COLUMNS = ["layer_id", "name", "D", "M", "N", "Q", "alpha", "alpha_wei
                      "spectral_norm", "stable_rank", "status", "sv_max", "sv_min", "warning", "weak_rank_loss",
                      "xmax", "xmin"]
 MP_FIT_COLUMNS = ["num_spikes", "sigma_mp", "mp_softrank", "W_scale", "bulk_max", "bulk_min"]
+TPL_COLUMNS = ["Lambda"]
+FINGER_COLUMNS = ["num_fingers", "raw_alpha"]
 RANDOMIZE_COLUMNS = ["max_rand_eval", "rand_distance", "ww_softrank", "ww_maxdist", "num_traps", "rand_num_spikes",
                      "rand_sigma_mp", "rand_mp_softrank", "rand_W_scale", "rand_bulk_max", "rand_bulk_min"]
 DETX_COLUMNS = ["detX_num", "num_ERG_spikes", "ERG_gap", "detX_val", "detX_val_unrescaled"]
@@ -26,9 +28,7 @@ VECTOR_COLUMNS = [f"{g}_{s}" for s in ("vec_entropy", "loc_ratio", "part_ratio")
 REFERENCE_DESCRIBE_COLUMNS = ["layer_id", "name", "M", "N", "Q", "layer_type", "longname", "num_evals", "rf"]
 
 # Options of the reference that htsr does not implement yet: passing a non-default value raises.
-_NOT_YET = {"fix_fingers": False,
-            "fit": "PL",
-            "peft": False, "base_model": None, "glorot_fix": False, "fft": False, "conv2d_fft": False,
+_NOT_YET = {"peft": False, "base_model": None, "glorot_fix": False, "fft": False, "conv2d_fft": False,
             "stacked": False, "channels": None, "ww2x": False}
 
 
@@ -49,7 +49,8 @@ class WeightWatcher:
     def analyze(self, model=None, layers=[], min_evals=8, max_evals=15000, max_N=50000, pool=True,
                 conv2d_norm=True, xmax=None, tolerance=0.000001, start_ids=0, svd_method="fast",
                 pl_package="ww", mp_fit=False, randomize=False, detX=False, ERG=False, vectors=False, inverse=False,
-                intra=False, sparsify=True, deltas=False, **unsupported) -> pd.DataFrame:
+                intra=False, sparsify=True, deltas=False, fit="PL", fix_fingers=False, xmin_max=None,
+                max_fingers=10, finger_thresh=1.0, **unsupported) -> pd.DataFrame:
         """As weightwatcher's analyze() with its defaults; returns (and keeps) the details table.
 
         plot=True writes the reference's five figures per layer into `savefig` (default 'ww-img').
@@ -57,20 +58,29 @@ class WeightWatcher:
         global RandomState and advances it, as the reference does: after numpy.random.seed(s) both tools
         permute the same elements the same way. detX (or its alias ERG), vectors, inverse, intra (S drawn from
         numpy's global RandomState, as the reference) and deltas (figures only, with plot=True): see
-        htsr.analyze."""
+        htsr.analyze.
+        fit='TPL'/'E_TPL' (column Lambda) and fix_fingers='xmin_peak'/'clip_xmax' (clip_xmax: columns
+        num_fingers, raw_alpha) as the reference defines them; unlike weightwatcher 0.7.7 with powerlaw 2.0,
+        which fails every layer for TPL, E_TPL and xmin_peak, these give fitted rows (README, Reference)."""
         plot, savefig = unsupported.pop("plot", False), unsupported.pop("savefig", "ww-img")
         _refuse(unsupported)
+        if isinstance(xmax, (int, np.integer)) and not isinstance(xmax, bool):
+            if xmax == 0:
+                raise ValueError("xmax can not be 0 (as the reference): None, or k to drop the k largest eigenvalues")
+            xmax = abs(int(xmax))  # the reference takes -k as k
         rng = _numpy_global_rng() if randomize else None
         details = _analyze(self._model(model), layers=layers, min_evals=min_evals, max_evals=max_evals,
                            max_N=max_N, pool=pool, conv2d_norm=conv2d_norm, xmax=xmax, tolerance=tolerance,
                            start_ids=start_ids, small_n="ks", plot=plot, savefig=savefig, mp_fit=mp_fit,
                            randomize=randomize, detX=detX or ERG, vectors=vectors, inverse=inverse, intra=intra,
-                           sparsify=sparsify, deltas=deltas, _exact_names=True, _float32_weights=True, _rng=rng,
-                           _intra_rng=np.random)
+                           sparsify=sparsify, deltas=deltas, fit=fit, fix_fingers=fix_fingers or None,
+                           xmin_max=xmin_max, max_fingers=max_fingers, finger_thresh=finger_thresh,
+                           _exact_names=True, _float32_weights=True, _rng=rng, _intra_rng=np.random)
         if rng is not None:
             _advance_numpy_global_rng(rng)
         extra = (MP_FIT_COLUMNS if mp_fit else []) + (RANDOMIZE_COLUMNS if randomize else []) + \
-            (DETX_COLUMNS if detX or ERG else []) + (VECTOR_COLUMNS if vectors else []) + (["Xflag"] if intra else [])
+            (DETX_COLUMNS if detX or ERG else []) + (VECTOR_COLUMNS if vectors else []) + (["Xflag"] if intra else []) + \
+            (TPL_COLUMNS if fit != "PL" else []) + (FINGER_COLUMNS if fix_fingers == "clip_xmax" else [])
         columns = REFERENCE_COLUMNS[:2] + sorted(REFERENCE_COLUMNS[2:] + extra)  # the reference sorts its columns
         columns += ["slice_id"] if "slice_id" in details.columns else []
         self.details = details[[c for c in columns if c in details.columns]].copy()

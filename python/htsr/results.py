@@ -23,8 +23,11 @@ CI_COLUMNS = ["alpha_ci_lo", "alpha_ci_hi"]
 DETX_COLUMNS = ["detX_num", "num_ERG_spikes", "ERG_gap", "detX_val", "detX_val_unrescaled"]
 VECTOR_COLUMNS = [f"{group}_{stat}" for stat in ("vec_entropy", "loc_ratio", "part_ratio")
                   for group in ("bulk_mean", "bulk_var", "tail_mean", "tail_var")]
-OPTIONAL_COLUMNS = CI_COLUMNS + MP_COLUMNS + RANDOM_COLUMNS + DETX_COLUMNS + VECTOR_COLUMNS
-OPTIONAL_INTEGER_COLUMNS = ["num_spikes", "num_traps", "rand_num_spikes", "detX_num", "num_ERG_spikes", "ERG_gap"]
+TPL_COLUMNS = ["Lambda"]                       # fit='TPL' / 'E_TPL'
+FINGER_COLUMNS = ["num_fingers", "raw_alpha"]  # fix_fingers='clip_xmax'
+OPTIONAL_COLUMNS = TPL_COLUMNS + FINGER_COLUMNS + CI_COLUMNS + MP_COLUMNS + RANDOM_COLUMNS + DETX_COLUMNS + VECTOR_COLUMNS
+OPTIONAL_INTEGER_COLUMNS = ["num_spikes", "num_traps", "rand_num_spikes", "num_fingers", "detX_num", "num_ERG_spikes",
+                            "ERG_gap"]
 EXTRA_COLUMNS = ["dtype", "precision", "device", "rank_trusted", "svd_fallback", "message"]
 COLUMNS = IDENTITY_COLUMNS + SPECTRUM_COLUMNS + FIT_COLUMNS + METRIC_COLUMNS + EXTRA_COLUMNS
 DESCRIBE_COLUMNS = IDENTITY_COLUMNS + ["num_evals", "dtype"]
