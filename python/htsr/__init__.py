@@ -9,6 +9,7 @@ from .analysis import analyze, describe
 from .errors import HTSRError, LayerError, SourceError
 from .facade import WeightWatcher
 from .results import summary
+from . import lr, monitor  # noqa: E402  (training: alpha monitor and per-layer learning rates)
 
 __version__ = "0.1.0"
-__all__ = ["analyze", "describe", "summary", "WeightWatcher", "HTSRError", "SourceError", "LayerError", "core"]
+__all__ = ["analyze", "describe", "summary", "WeightWatcher", "HTSRError", "SourceError", "LayerError", "core", "monitor", "lr"]
