@@ -12,4 +12,5 @@ from .results import summary
 from . import lr, monitor  # noqa: E402  (training: alpha monitor and per-layer learning rates)
 
 __version__ = "0.1.0"
-__all__ = ["analyze", "describe", "summary", "WeightWatcher", "HTSRError", "SourceError", "LayerError", "core", "monitor", "lr"]
+__all__ = ["analyze", "describe", "summary", "WeightWatcher", "HTSRError", "SourceError", "LayerError", "core",
+           "monitor", "lr"]
