@@ -131,6 +131,27 @@ def test_bad_options(kwargs, match):
         AlphaMonitor(tiny_mlp(), **kwargs)
 
 
+def test_option_clash_and_unknown_stop_metric():
+    with pytest.raises(ValueError, match="AlphaMonitor arguments"):
+        AlphaMonitor(tiny_mlp(), analyze_options={"device": "cpu"})
+    mon = AlphaMonitor(tiny_mlp(), every=1, stop_metric="mp_softrank")
+    with pytest.raises(ValueError, match="mp_softrank"):
+        mon.measure()
+    mon = AlphaMonitor(tiny_mlp(), every=1, stop_metric="mp_softrank", stop_below=0.01,
+                       analyze_options={"mp_fit": True})
+    mon.measure()
+    assert 0 < mon.reduced() and not mon.should_stop
+
+
+def test_an_existing_history_file_is_replaced(tmp_path):
+    path = tmp_path / "h.csv"
+    path.write_text("old,content\n1,2\n")
+    mon = AlphaMonitor(tiny_mlp(), every=1, history=str(path))
+    mon.measure(step=1)
+    mon.measure(step=2)
+    assert list(load_history(path)["step"]) == [1, 1, 1, 2, 2, 2]
+
+
 def test_measure_without_model():
     with pytest.raises(ValueError, match="no model"):
         AlphaMonitor(every=1).measure()

@@ -35,8 +35,9 @@ class AlphaMonitor:
     ----------
     model : the torch nn.Module to watch (may be None when every call of `measure` passes one).
     every : measure on every `every`-th step (calls of `step()`, or explicit step numbers divisible by it).
-    history : None (keep in memory only) or the path of a .csv or .parquet file rewritten with the whole
-        history after each measurement (CSV is appended to; Parquet is replaced atomically).
+    history : None (keep in memory only) or the path of a .csv or .parquet file holding the whole history
+        after each measurement (the first measurement replaces an existing file; then CSV is appended to
+        and Parquet rewritten atomically).
     stop_below : raise `should_stop` when the reduced metric falls below this value (default 2.0, the
         over-trained threshold of HTSR); None never stops.
     stop_metric : the per-layer column compared with `stop_below` (default 'alpha').
@@ -76,6 +77,9 @@ class AlphaMonitor:
         self.stop_metric = stop_metric
         self.stop_reduce = stop_reduce
         self.patience = patience
+        clash = sorted({"layers", "min_evals", "device"} & set(analyze_options or {}))
+        if clash:
+            raise ValueError(f"pass {clash} as AlphaMonitor arguments, not in analyze_options")
         self.analyze_options = dict(analyze_options or {})
         self.analyze_options.update(layers=layers, min_evals=min_evals, device=device)
         self.analyze_options.setdefault("progress", False)
@@ -147,6 +151,9 @@ class AlphaMonitor:
         details = self.last if details is None else details
         if details is None:
             return float("nan")
+        if self.stop_metric not in details:
+            raise ValueError(f"stop_metric '{self.stop_metric}' is not a column of htsr.analyze's table "
+                             "(options such as mp_fit=True add some columns: pass them in analyze_options)")
         values = successful(details)[self.stop_metric].astype(float).to_numpy()
         if values.size == 0:
             return float("nan")
