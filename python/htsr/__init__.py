@@ -12,7 +12,8 @@ from .facade import WeightWatcher
 from .layer_access import get_ESD, get_Weights
 from .results import summary
 from .svd_edit import svd_sharpness, svd_smoothing
+from . import lr, monitor  # noqa: E402  (training: alpha monitor and per-layer learning rates)
 
 __version__ = "0.1.0"
 __all__ = ["analyze", "describe", "summary", "WeightWatcher", "get_ESD", "get_Weights", "distances", "svd_smoothing",
-           "svd_sharpness", "HTSRError", "SourceError", "LayerError", "core"]
+           "svd_sharpness", "HTSRError", "SourceError", "LayerError", "core", "monitor", "lr"]

@@ -1,0 +1,29 @@
+"""Smoke test of scripts/model_series.py --quick: trains 4 tiny models, writes JSON, Markdown and PNG."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("sklearn")
+pytest.importorskip("matplotlib")
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "model_series.py"
+
+
+def test_quick_series(tmp_path):
+    spec = importlib.util.spec_from_file_location("model_series", SCRIPT)
+    series = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(series)
+    result = series.main(["--quick", "--out", str(tmp_path)])
+    models = result["models"]
+    assert len(models) == 4
+    assert all(0 <= m["test_acc"] <= 1 and m["alpha"] > 0 and len(m["layer_alphas"]) == 3 for m in models)
+    saved = json.loads((tmp_path / "model_series_quick.json").read_text())
+    rho = saved["spearman_with_test_acc"]["all"]
+    assert -1 <= rho["alpha"] <= 1 and -1 <= rho["alpha_weighted"] <= 1
+    assert rho["alpha"] == pytest.approx(series.spearman([m["alpha"] for m in models],
+                                                         [m["test_acc"] for m in models]))
+    assert "| all models |" in (tmp_path / "model_series_quick.md").read_text()
+    assert (tmp_path / "model_series_quick.png").read_bytes()[:4] == b"\x89PNG"
