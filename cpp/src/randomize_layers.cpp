@@ -3,6 +3,7 @@
 // the originals' spectra and then the copies' spectra as they become ready. Which layers draw permutations
 // depends on which originals succeed; the thread predicts it (shape, finite, not all zero) and finish()
 // checks the prediction, redoing everything from the saved generator state when it was wrong.
+#include <omp.h>
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -133,7 +134,7 @@ struct RandomizedComparisons::State {
     std::deque<LayerReplicas> ready;
     std::vector<signed char> drawn;  // per layer: -1 not yet decided, 0 skipped, 1 permuted
     std::vector<std::size_t> evals;  // per permuted layer: the ESD size its replica count assumed
-    std::size_t held = 0;
+    std::size_t held = 0, ready_replicas = 0;
     bool done = false, stop = false;
     std::exception_ptr failure;
     std::thread producer;
@@ -239,6 +240,7 @@ struct RandomizedComparisons::State {
                 evals[l] = num_evals;
                 if (valid) {
                     held += group.bytes;
+                    ready_replicas += group.replicas.size();
                     ready.push_back(std::move(group));
                 }
                 changed.notify_all();
@@ -271,8 +273,12 @@ struct RandomizedComparisons::State {
             std::size_t upto;
             {
                 std::unique_lock<std::mutex> lock(mutex);
-                changed.wait(lock, [&] { return done || !ready.empty(); });
+                // Enough copies for every thread (the backend solves mid-size matrices one per thread only
+                // when there are several per thread), unless the producer is done or blocked on memory.
+                const std::size_t want = 2 * static_cast<std::size_t>(omp_get_max_threads());
+                changed.wait(lock, [&] { return done || held >= kHeldBytes || ready_replicas >= want; });
                 if (failure) std::rethrow_exception(failure);
+                ready_replicas = 0;
                 while (!ready.empty()) {
                     batch.push_back(std::move(ready.front()));
                     ready.pop_front();
