@@ -7,6 +7,7 @@
 #include <exception>
 #include <limits>
 #include <numeric>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -87,6 +88,9 @@ std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend
 
 std::vector<LayerAnalysis> analyze_layers(Backend& backend, const std::vector<LayerInput>& layers,
                                           const AnalysisOptions& options) {
+    // The permutations are drawn in the background while the originals' spectra and fits run.
+    std::optional<RandomizedComparisons> randomized;
+    if (options.randomize != nullptr) randomized.emplace(backend, layers, options.spectrum, *options.randomize);
     std::vector<LayerSpectrum> spectra = backend.spectra(layers, options.spectrum);
     std::vector<LayerAnalysis> out(layers.size());
     for (std::size_t l = 0; l < layers.size(); ++l) {
@@ -122,7 +126,7 @@ std::vector<LayerAnalysis> analyze_layers(Backend& backend, const std::vector<La
 #pragma omp parallel for schedule(dynamic, 1)
     for (std::ptrdiff_t i = static_cast<std::ptrdiff_t>(first_small); i < static_cast<std::ptrdiff_t>(order.size()); ++i)
         fit_one(order[static_cast<std::size_t>(i)]);
-    if (options.randomize != nullptr) randomize_layers(backend, layers, out, options.spectrum, *options.randomize);
+    if (randomized) randomized->finish(backend, out);
     return out;
 }
 

@@ -1,18 +1,15 @@
-// Element-permuted copies of each layer's matrices and the comparison of their ESD with the layer's
-// own (spec §6 randomize). The permutations are drawn sequentially, in layer order, from one
-// MersenneTwister (so results are reproducible and follow numpy's stream); the spectra run in parallel.
+// numpy-exact MT19937 draws and shuffles, and the Jensen-Shannon distance of two ESDs (spec §6 randomize);
+// the layer-level pipeline lives in randomize_layers.cpp.
 #include "htsr/randomize.hpp"
-
-#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <random>
+#include <stdexcept>
+#include <string>
 
-#include "convert.hpp"
-#include "htsr/backend.hpp"
 
 namespace htsr {
 
@@ -67,26 +64,74 @@ std::uint32_t MersenneTwister::bounded(std::uint32_t max) {
     return value;
 }
 
-void shuffle(double* data, std::size_t n, MersenneTwister& rng) {
+void MersenneTwister::draw_descending(std::uint32_t hi, std::size_t count, std::uint32_t* out) {
+    if (count == 0) return;
+    if (count > hi) throw std::invalid_argument("draw_descending: the bounds would fall below 1");
+    // bounded(max) keeps a word when (word & mask) <= max; with max >= 1 counting down one per kept draw, the
+    // mask only halves, exactly when max reaches mask / 2. The acceptance is branch-free (rejections are
+    // random, ~1 in 4, and would mispredict) and the words are tempered a block at a time.
+    std::uint32_t max = hi, mask = ~0u >> __builtin_clz(hi);
+    std::size_t k = 0;
+    std::uint32_t tempered[kN];
+    while (k < count) {
+        if (pos_ == kN) regenerate();
+        const int block = kN - pos_;
+        for (int i = 0; i < block; ++i) {
+            std::uint32_t y = key_[static_cast<std::size_t>(pos_ + i)];
+            y ^= y >> 11;
+            y ^= (y << 7) & 0x9d2c5680u;
+            y ^= (y << 15) & 0xefc60000u;
+            y ^= y >> 18;
+            tempered[i] = y;
+        }
+        int used = 0;
+        for (; used < block && k < count; ++used) {
+            const std::uint32_t v = tempered[used] & mask;
+            const std::uint32_t kept = v <= max;
+            out[k] = v;
+            k += kept;
+            max -= kept;
+            if (max <= (mask >> 1)) mask >>= 1;
+        }
+        pos_ += used;
+    }
+}
+
+namespace {
+
+// Fisher-Yates as numpy.random.shuffle: for i = n-1 down to 1 swap data[i] with data[bounded(i)]. The j's are
+// drawn a block ahead (the same draws in the same order), so that each swap's random element can be
+// prefetched some swaps early: on matrices larger than the caches this turns one memory latency per element
+// into many overlapping ones.
+template <typename E>
+void shuffle_elements(E* data, std::size_t n, MersenneTwister& rng) {
     if (n > std::numeric_limits<std::uint32_t>::max()) throw std::invalid_argument("shuffle: more than 2^32 elements");
     if (n < 2) return;
-    // Swap k exchanges i = n-1-k with j_k = bounded(i). The j's are drawn kLookahead swaps early (same draws,
-    // same order) so that the random element each swap touches can be prefetched: on matrices larger than the
-    // caches this turns one memory latency per element into many overlapping ones.
-    constexpr std::size_t kLookahead = 32;
-    std::uint32_t ring[kLookahead];
+    constexpr std::size_t kBlock = 4096, kAhead = 32;
+    std::uint32_t j[kBlock];
     const std::size_t swaps = n - 1;
-    std::size_t drawn = 0;
-    auto draw = [&] {
-        const std::uint32_t j = rng.bounded(static_cast<std::uint32_t>(n - 1 - drawn));
-        __builtin_prefetch(data + j, 1);
-        ring[drawn % kLookahead] = j;
-        ++drawn;
-    };
-    while (drawn < swaps && drawn < kLookahead) draw();
-    for (std::size_t k = 0; k < swaps; ++k) {
-        std::swap(data[n - 1 - k], data[ring[k % kLookahead]]);
-        if (drawn < swaps) draw();
+    for (std::size_t first = 0; first < swaps; first += kBlock) {
+        const std::size_t count = std::min(kBlock, swaps - first);
+        rng.draw_descending(static_cast<std::uint32_t>(n - 1 - first), count, j);
+        E* top = data + (n - 1 - first);  // swap k exchanges top[-k] with data[j[k]]
+        for (std::size_t k = 0; k < count; ++k) {
+            if (k + kAhead < count) __builtin_prefetch(data + j[k + kAhead], 1);
+            std::swap(*(top - k), data[j[k]]);
+        }
+    }
+}
+
+}  // namespace
+
+void shuffle(double* data, std::size_t n, MersenneTwister& rng) { shuffle_elements(data, n, rng); }
+
+void shuffle_raw(void* data, std::size_t n, std::size_t element_size, MersenneTwister& rng) {
+    switch (element_size) {
+        case 1: shuffle_elements(static_cast<std::uint8_t*>(data), n, rng); break;
+        case 2: shuffle_elements(static_cast<std::uint16_t*>(data), n, rng); break;
+        case 4: shuffle_elements(static_cast<std::uint32_t*>(data), n, rng); break;
+        case 8: shuffle_elements(static_cast<std::uint64_t*>(data), n, rng); break;
+        default: throw std::invalid_argument("shuffle: unsupported element size " + std::to_string(element_size));
     }
 }
 
@@ -110,130 +155,6 @@ double jensen_shannon_distance(const std::vector<double>& p, const std::vector<d
     // Rounding can leave the divergence of (nearly) identical inputs slightly negative, where the reference
     // returns NaN: clamped, their distance is 0 (a deliberate deviation).
     return static_cast<double>(std::sqrt(std::max(0.0L, (kl(p, sp) + kl(q, sq)) / 2.0L)));
-}
-
-namespace {
-
-// Row-major double copy of W times scale, appended to out.
-template <typename T>
-void append_rows(const MatrixView& W, double scale, std::vector<double>& out) {
-    const T* base = static_cast<const T*>(W.data);
-    std::size_t at = out.size();
-    out.resize(at + static_cast<std::size_t>(W.rows * W.cols));
-    double* dst = out.data();
-    for (std::int64_t r = 0; r < W.rows; ++r)
-        for (std::int64_t c = 0; c < W.cols; ++c) {
-            const T raw = base[r * W.row_stride + c * W.col_stride];
-            double v;
-            if constexpr (std::is_same_v<T, std::uint16_t>)
-                v = W.dtype == DType::BFloat16 ? detail::bf16_to_float(raw) : detail::f16_to_float(raw);
-            else
-                v = static_cast<double>(raw);
-            dst[at++] = v * scale;
-        }
-}
-
-void append_matrix(const MatrixView& W, double scale, std::vector<double>& out) {
-    switch (W.dtype) {
-        case DType::Float64: append_rows<double>(W, scale, out); break;
-        case DType::Float32: append_rows<float>(W, scale, out); break;
-        case DType::Float16:
-        case DType::BFloat16: append_rows<std::uint16_t>(W, scale, out); break;
-    }
-}
-
-// One permuted copy of a layer: its slices shuffled one by one (Conv2D, as the reference shuffles each
-// slice), or all together when the slices are one 3-D tensor (keep_largest: torch Conv1d).
-struct Replica {
-    std::vector<double> values;
-    LayerInput input;
-};
-
-void make_replica(const LayerInput& layer, MersenneTwister& rng, Replica& out) {
-    std::size_t total = 0;
-    for (const MatrixView& s : layer.slices) total += static_cast<std::size_t>(s.rows * s.cols);
-    out.values.clear();
-    out.values.reserve(total);
-    const bool joint = layer.keep_largest > 0;
-    for (const MatrixView& s : layer.slices) {
-        const std::size_t begin = out.values.size();
-        append_matrix(s, layer.scale, out.values);
-        if (!joint) shuffle(out.values.data() + begin, out.values.size() - begin, rng);
-    }
-    if (joint) shuffle(out.values.data(), out.values.size(), rng);
-    out.input = LayerInput{};
-    out.input.keep_largest = layer.keep_largest;
-    std::size_t offset = 0;
-    for (const MatrixView& s : layer.slices) {
-        MatrixView v;
-        v.data = out.values.data() + offset;
-        v.dtype = DType::Float64;
-        v.rows = s.rows;
-        v.cols = s.cols;
-        v.row_stride = s.cols;
-        v.col_stride = 1;
-        out.input.slices.push_back(v);
-        offset += static_cast<std::size_t>(s.rows * s.cols);
-    }
-}
-
-// Replicas pooled for max_rand_eval and the rand_* MP fit: 5 when the ESD has fewer than 100 values.
-int pooled_replicas(std::size_t num_evals) { return num_evals < 100 ? 5 : 1; }
-constexpr std::size_t kChunkValues = std::size_t{1} << 25;  // permuted copies held at once (256 MiB)
-
-}  // namespace
-
-void randomize_layers(Backend& backend, const std::vector<LayerInput>& layers, std::vector<LayerAnalysis>& results,
-                      const SpectrumOptions& options, MersenneTwister& rng) {
-    std::size_t next = 0;
-    while (next < layers.size()) {
-        // Permute sequentially, layer by layer (the order numbers are drawn in), up to a chunk's worth.
-        std::vector<std::size_t> chunk_layers;
-        std::vector<Replica> replicas;
-        std::vector<std::size_t> first_replica;
-        std::size_t held = 0;
-        for (; next < layers.size() && (chunk_layers.empty() || held < kChunkValues); ++next) {
-            if (!results[next].spectrum.error.empty()) continue;
-            const int pooled = pooled_replicas(results[next].spectrum.evals.size());
-            chunk_layers.push_back(next);
-            first_replica.push_back(replicas.size());
-            for (int r = 0; r <= pooled; ++r) {  // `pooled` replicas, then one for the distance
-                replicas.emplace_back();
-                make_replica(layers[next], rng, replicas.back());
-                held += replicas.back().values.size();
-            }
-        }
-        std::vector<LayerInput> inputs;
-        inputs.reserve(replicas.size());
-        for (const Replica& r : replicas) inputs.push_back(r.input);
-        std::vector<LayerSpectrum> spectra = backend.spectra(inputs, options);
-        replicas.clear();
-
-#pragma omp parallel for schedule(dynamic, 1)
-        for (std::ptrdiff_t k = 0; k < static_cast<std::ptrdiff_t>(chunk_layers.size()); ++k) {
-            LayerAnalysis& a = results[chunk_layers[static_cast<std::size_t>(k)]];
-            const std::size_t first = first_replica[static_cast<std::size_t>(k)];
-            const int pooled = pooled_replicas(a.spectrum.evals.size());
-            RandomizedComparison& c = a.randomized;
-            bool ok = true;
-            for (int r = 0; r <= pooled; ++r) ok = ok && spectra[first + static_cast<std::size_t>(r)].error.empty();
-            if (!ok) continue;
-            for (int r = 0; r < pooled; ++r) {
-                const std::vector<double>& ev = spectra[first + static_cast<std::size_t>(r)].evals;
-                c.rand_evals.insert(c.rand_evals.end(), ev.begin(), ev.end());
-            }
-            std::sort(c.rand_evals.begin(), c.rand_evals.end());
-            const std::vector<double>& single = spectra[first + static_cast<std::size_t>(pooled)].evals;
-            const double own_max = a.spectrum.evals.back(), single_max = single.back();
-            c.max_rand_eval = c.rand_evals.back();
-            c.rand_distance = jensen_shannon_distance(a.spectrum.evals, single);
-            c.ww_softrank = single_max / own_max;
-            c.ww_maxdist = own_max - single_max;
-            const double Q = static_cast<double>(a.spectrum.N) / static_cast<double>(a.spectrum.M);
-            c.mp = fit_marchenko_pastur(c.rand_evals, Q, a.spectrum.M);
-            c.done = true;
-        }
-    }
 }
 
 }  // namespace htsr

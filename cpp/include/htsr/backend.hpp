@@ -52,8 +52,25 @@ std::vector<LayerAnalysis> analyze_layers(Backend& backend, const std::vector<La
                                           const AnalysisOptions& options);
 
 // Randomized comparison of every layer whose spectrum succeeded (results[l].randomized), permutations drawn
-// from rng in layer order.
+// from rng in layer order; rng ends where numpy's stream would after the same shuffles.
 void randomize_layers(Backend& backend, const std::vector<LayerInput>& layers, std::vector<LayerAnalysis>& results,
                       const SpectrumOptions& options, MersenneTwister& rng);
+
+// The same, started before the originals' spectra: a background thread draws the permuted copies (predicting
+// which layers succeed) while the caller computes them; finish() takes the originals' results, checks the
+// prediction (redoing all draws from rng's starting state if it failed) and fills results[l].randomized.
+class RandomizedComparisons {
+public:
+    RandomizedComparisons(Backend& backend, const std::vector<LayerInput>& layers, const SpectrumOptions& options,
+                          MersenneTwister& rng);
+    ~RandomizedComparisons();
+    RandomizedComparisons(const RandomizedComparisons&) = delete;
+    RandomizedComparisons& operator=(const RandomizedComparisons&) = delete;
+    void finish(Backend& backend, std::vector<LayerAnalysis>& results);
+
+private:
+    struct State;
+    std::unique_ptr<State> state_;
+};
 
 }  // namespace htsr

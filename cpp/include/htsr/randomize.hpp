@@ -2,6 +2,7 @@
 // compared with the layer's own ESD.
 #pragma once
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -19,6 +20,8 @@ public:
     MersenneTwister(const std::array<std::uint32_t, kStateWords>& key, int pos);
     std::uint32_t next32();
     std::uint32_t bounded(std::uint32_t max);  // uniform in [0, max], numpy's masked rejection
+    // out[k] = bounded(hi - k) for k < count (count <= hi): a Fisher-Yates shuffle's draws, in one batch.
+    void draw_descending(std::uint32_t hi, std::size_t count, std::uint32_t* out);
     const std::array<std::uint32_t, kStateWords>& key() const { return key_; }
     int pos() const { return pos_; }
 
@@ -30,6 +33,8 @@ private:
 
 // In-place Fisher-Yates shuffle, the order numpy.random.shuffle uses on a 1-D array (n < 2^32).
 void shuffle(double* data, std::size_t n, MersenneTwister& rng);
+// The same permutation of n elements of element_size (1, 2, 4 or 8) bytes each, moved as raw bits.
+void shuffle_raw(void* data, std::size_t n, std::size_t element_size, MersenneTwister& rng);
 
 // Jensen-Shannon distance between p and q taken as (unnormalized) discrete distributions of equal length,
 // as weightwatcher 0.7.7 compares the sorted ESDs element by element: sqrt((KL(p|m) + KL(q|m)) / 2), m = (p+q)/2,
