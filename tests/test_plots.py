@@ -190,3 +190,41 @@ def test_compare_matches_by_name_and_scaling_shifts_norms(tmp_path):
         assert_png(tmp_path / f"cmp.{name}.png")
     bars = figs["log_spectral_norm"].axes[1].patches
     assert len(bars) == 4 and bars[1].get_height() == pytest.approx(2 * np.log10(c), abs=1e-9)
+
+
+# ---- the speed devices keep the figures ----
+
+def test_cached_text_matches_matplotlib_text(tmp_path, monkeypatch):
+    """Cached glyph bitmaps (text origin on a whole pixel) give the image matplotlib's own text drawing
+    gives, up to anti-aliased edges: few pixels differ, none by a shifted word."""
+    from htsr import _agg_text
+
+    rng = np.random.default_rng(11)
+    d = plots.layer_plot_data(htsr.analyze({"w": heavy(rng, 150, 300)}, return_esd=True).iloc[0])
+    _agg_text.CachedTextRenderer._bitmaps.clear()
+    for kind in plots.LAYER_KINDS:
+        plots._save(plots.LayerFigures().figure(d, kind), str(tmp_path / f"cached.{kind}.png"))
+    assert len(_agg_text.CachedTextRenderer._bitmaps) > 20  # the cache was used
+    monkeypatch.setattr(_agg_text, "_enabled", False)
+    for kind in plots.LAYER_KINDS:
+        plots._save(plots.LayerFigures().figure(d, kind), str(tmp_path / f"plain.{kind}.png"))
+        a = np.asarray(Image.open(tmp_path / f"cached.{kind}.png").convert("L")).astype(int)
+        b = np.asarray(Image.open(tmp_path / f"plain.{kind}.png").convert("L")).astype(int)
+        differ = np.abs(a - b) > 60
+        assert differ.mean() < 0.02, (kind, differ.mean())
+        # a glyph off by more than a pixel would leave differing pixels away from every edge of b
+        edges = np.zeros_like(differ)
+        edges[1:-1, 1:-1] = (np.abs(np.diff(b, axis=0))[:-1, 1:-1] > 30) | (np.abs(np.diff(b, axis=0))[1:, 1:-1] > 30) \
+            | (np.abs(np.diff(b, axis=1))[1:-1, :-1] > 30) | (np.abs(np.diff(b, axis=1))[1:-1, 1:] > 30)
+        assert (differ & ~edges).sum() < 50, kind
+
+
+def test_png_writer_round_trips_pixels():
+    rng = np.random.default_rng(2)
+    rgba = rng.integers(0, 256, size=(7, 5, 4), dtype=np.uint8)
+    rgba[..., 3] = 255
+    import io
+
+    with Image.open(io.BytesIO(plots._png_bytes(rgba.tobytes(), 5, 7))) as im:
+        assert im.mode == "RGB" and im.size == (5, 7)
+        np.testing.assert_array_equal(np.asarray(im), rgba[..., :3])

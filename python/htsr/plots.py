@@ -40,35 +40,14 @@ def _matplotlib():
     return matplotlib  # figures use the Agg canvas directly, never pyplot: the global backend is untouched
 
 
-_CANVAS = None
-
-
-def _canvas_class():
-    """The Agg canvas, plus pixels pasted over each finished draw (a figure's fixed legend)."""
-    global _CANVAS
-    if _CANVAS is None:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-        class Canvas(FigureCanvasAgg):
-            def __init__(self, figure):
-                super().__init__(figure)
-                self.overlays = []
-
-            def draw(self):
-                super().draw()
-                for region in self.overlays:
-                    self.restore_region(region)
-
-        _CANVAS = Canvas
-    return _CANVAS
-
-
 def _new_figure():
     _matplotlib()
     from matplotlib.figure import Figure
 
+    from ._agg_text import PastingCanvasAgg
+
     fig = Figure(figsize=FIGSIZE, dpi=DPI)
-    _canvas_class()(fig)
+    PastingCanvasAgg(fig)
     return fig
 
 
@@ -91,7 +70,7 @@ def _save(fig, path) -> None:
     """Draws on the Agg canvas and writes its pixels as PNG (savefig's extra passes cost ~25%)."""
     canvas = fig.canvas
     canvas.draw()
-    data = _png_bytes(np.asarray(canvas.buffer_rgba()))
+    data = _png_bytes(canvas.buffer_rgba(), *canvas.get_width_height(physical=True))
     if hasattr(path, "write"):
         path.write(data)
     else:
@@ -99,13 +78,16 @@ def _save(fig, path) -> None:
             f.write(data)
 
 
-def _png_bytes(rgba: np.ndarray) -> bytes:
-    """An opaque RGBA image as an RGB PNG: 'up' row filter and zlib level 1 (twice as fast as PIL's
-    encoder at its fastest setting, files about as small)."""
+def _png_bytes(rgba, w: int, h: int) -> bytes:
+    """An opaque RGBA buffer (w x h) as an RGB PNG: 'up' row filter and zlib level 1 (twice as fast as
+    PIL's encoder at its fastest setting, files about as small)."""
     import zlib
 
-    h, w = rgba.shape[:2]
-    rgb = np.ascontiguousarray(rgba[..., :3]).reshape(h, 3 * w)
+    from PIL import Image
+
+    # PIL drops the alpha bytes ~20x faster than a strided numpy copy
+    rgb = np.frombuffer(Image.frombuffer("RGBA", (w, h), rgba, "raw", "RGBA", 0, 1).convert("RGB").tobytes(),
+                        np.uint8).reshape(h, 3 * w)
     rows = np.empty((h, 1 + 3 * w), np.uint8)
     rows[:, 0] = 2  # filter 'up': each byte minus the one above (the row above the first counts as zero)
     rows[0, 1:] = rgb[0]
