@@ -283,7 +283,7 @@ def analyze(
 
         plot_layers(table, plot_dir, xmax=opts.xmax, small_n=opts.small_n)
         if not return_esd:
-            table = table.drop(columns=["esd"], errors="ignore")
+            table = table.drop(columns=["esd", "rand_esd"], errors="ignore")
     return table
 
 

@@ -6,10 +6,12 @@ Per layer, five PNGs named as the reference names them, `ww.layer{plot_id}.{kind
   esd3  log-lin histogram (log10 of the eigenvalues) with xmin and xmax
   esd4  KS distance D against the xmin candidates, the chosen xmin marked
   esd5  alpha against the xmin candidates, the chosen xmin marked
+and, when the details carry them, the mp_fit and randomize figures (mpfit1/2, randesd1/2; plots_mp.py).
 
 Speed comes from reusing one figure per kind (artists are created once and only their data, limits
-and titles change per layer), the Agg canvas, fast PNG compression, and rendering in worker processes
-when there are enough layers. matplotlib is an optional dependency (`pip install htsr[plot]`)."""
+and titles change per layer), fixed label/title places and legends rendered once (no measuring passes),
+an Agg renderer that rasterizes each distinct string once (_agg_text.py), a direct PNG writer (zlib level
+1), and rendering in worker processes when there are enough layers. matplotlib is an optional dependency (`pip install htsr[plot]`)."""
 from __future__ import annotations
 
 import math
@@ -17,9 +19,12 @@ import os
 import struct
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .plots_mp import MPPlotData
 
 LAYER_KINDS = ("esd", "esd2", "esd3", "esd4", "esd5")
 DEFAULT_SAVEDIR = "ww-img"
@@ -116,6 +121,23 @@ class LayerPlotData:
     xmins: np.ndarray = field(default_factory=lambda: np.empty(0))
     alphas: np.ndarray = field(default_factory=lambda: np.empty(0))
     Ds: np.ndarray = field(default_factory=lambda: np.empty(0))
+    mp: Optional["MPPlotData"] = None          # mp_fit: the ESD's MP fit
+    rand_evals: Optional[np.ndarray] = None    # randomize: the permuted layer's eigenvalues
+    max_rand_eval: float = float("nan")
+    rand_mp: Optional["MPPlotData"] = None     # randomize: their MP fit
+
+    def kinds(self) -> List[str]:
+        """The figure kinds of this layer: the five ESD figures, then those of mp_fit and randomize."""
+        from .plots_mp import mp_figure_kinds
+
+        kinds = list(LAYER_KINDS)
+        if self.mp is not None:
+            kinds += mp_figure_kinds(self.mp, False, False)
+        if self.rand_evals is not None:
+            kinds += ["randesd1", "randesd2"]
+        if self.rand_mp is not None:
+            kinds += mp_figure_kinds(self.rand_mp, True, self.mp is not None)
+        return kinds
 
     @property
     def fitted(self) -> bool:
@@ -149,7 +171,25 @@ def layer_plot_data(row, xmax_clip: int = 0, small_n: str = "penalized") -> Laye
         data.xmins, data.alphas, data.Ds = fit["xmins"], fit["alphas"], fit["Ds"]
         for key in ("alpha", "xmin", "xmax", "D", "sigma"):
             setattr(data, key, float(row[key]))
+    _add_mp_randomize(data, row)
     return data
+
+
+def _add_mp_randomize(data: LayerPlotData, row) -> None:
+    """The mp_fit figures' data when the row has MP columns, the randomize figures' when it has 'rand_esd'."""
+    from .plots_mp import mp_plot_data
+
+    if not len(data.evals) or data.status != "success":
+        return
+    Q, M = float(row.get("Q", np.nan)), row.get("M")
+    if "sigma_mp" in row and M is not None:
+        data.mp = mp_plot_data(data.evals, Q, int(M), False, data.title_name)
+    rand = row.get("rand_esd")
+    if isinstance(rand, np.ndarray) and len(rand):
+        data.rand_evals = np.sort(np.asarray(rand, dtype=np.float64))
+        data.max_rand_eval = float(row.get("max_rand_eval", data.rand_evals[-1]))
+        if M is not None:
+            data.rand_mp = mp_plot_data(data.rand_evals, Q, int(M), True, f"{data.title_name} Randomized")
 
 
 class _Axis:
@@ -175,6 +215,7 @@ class LayerFigures:
     def __init__(self):
         from matplotlib.ticker import NullLocator
 
+        self._extras = None  # the mp_fit / randomize figures, made on first use
         # esd: log-log
         self.loglog = _Axis()
         ax = self.loglog.ax
@@ -217,14 +258,28 @@ class LayerFigures:
         _freeze_legend(self.alp.fig, self.alp.ax.legend(loc="upper right"))
 
     def figure(self, d: LayerPlotData, kind: str):
-        """The reused figure of `kind` ('esd' ... 'esd5'), updated to layer `d`."""
+        """The reused figure of `kind` (one of d.kinds(): 'esd' ... 'esd5', 'mpfit1', 'randesd1', ...),
+        updated to layer `d`."""
         draw = {"esd": self._esd, "esd2": self._esd2, "esd3": self._esd3, "esd4": self._esd4,
-                "esd5": self._esd5}[kind]
-        return draw(d)
+                "esd5": self._esd5}.get(kind)
+        if draw is not None:
+            return draw(d)
+        extra = self._extra()
+        if kind.startswith("randesd"):
+            return extra.randesd(d.evals, d.rand_evals, d.max_rand_eval, d.title_name, log10=kind == "randesd2")
+        mp = d.rand_mp if kind.startswith("rand") or d.mp is None else d.mp
+        return extra.mpfit1(mp) if kind.endswith("mpfit1") else extra.mpfit2(mp)
+
+    def _extra(self):
+        if self._extras is None:
+            from .plots_mp import ExtraFigures
+
+            self._extras = ExtraFigures(_Axis, _freeze_legend)
+        return self._extras
 
     def render(self, d: LayerPlotData, savedir: str) -> List[str]:
         paths = []
-        for kind in LAYER_KINDS:
+        for kind in d.kinds():
             path = os.path.join(savedir, f"ww.layer{d.plot_id}.{kind}.png")
             _save(self.figure(d, kind), path)
             paths.append(path)
@@ -409,12 +464,9 @@ def _worker_init() -> None:
         parse.cache_clear()
 
 
-def _render_chunk(items: List[LayerPlotData], savedir: str) -> List[str]:
+def _render_chunk(items: List[LayerPlotData], savedir: str) -> List[List[str]]:
     figs = _figures()
-    out: List[str] = []
-    for d in items:
-        out += figs.render(d, savedir)
-    return out
+    return [figs.render(d, savedir) for d in items]
 
 
 def default_workers(n_layers: int) -> int:
@@ -432,7 +484,7 @@ def render_layers(items: Sequence[LayerPlotData], savedir: str = DEFAULT_SAVEDIR
     items = list(items)
     workers = default_workers(len(items)) if workers is None else max(1, int(workers))
     if workers == 1 or len(items) < 2:
-        return _render_chunk(items, savedir)
+        return [p for paths in _render_chunk(items, savedir) for p in paths]
     import multiprocessing as mp
 
     # fork: the workers inherit the imported matplotlib and font cache; they never call into the core.
@@ -442,9 +494,9 @@ def render_layers(items: Sequence[LayerPlotData], savedir: str = DEFAULT_SAVEDIR
                              initializer=_worker_init) as pool:
         results = list(pool.map(_render_chunk, chunks, [savedir] * workers))
     by_layer: Dict[int, List[str]] = {}
-    for w, paths in enumerate(results):
-        for j in range(len(paths) // len(LAYER_KINDS)):
-            by_layer[w + j * workers] = paths[j * len(LAYER_KINDS):(j + 1) * len(LAYER_KINDS)]
+    for w, per_layer in enumerate(results):
+        for j, paths in enumerate(per_layer):
+            by_layer[w + j * workers] = paths
     return [p for i in sorted(by_layer) for p in by_layer[i]]
 
 
