@@ -1,9 +1,16 @@
 """Per-layer figures: weightwatcher 0.7.7 `analyze(plot=True, savefig=DIR)` against htsr's
 `WeightWatcher(...).analyze(plot=True, savefig=DIR)` (same five PNGs per layer), side by side in one run,
-on all-MiniLM-L6-v2 (torch module tree, 39 matrices) and on a synthetic 24-layer model (768x768 and
-768x3072 Student-t weights). Each tool is also timed without plots, so the plotting share is visible.
+on all-MiniLM-L6-v2 (torch module tree, 39 matrices), SmolLM2-135M-Instruct (GGUF, Q4_1) and a synthetic
+24-layer model (768x768 and 768x3072 Student-t weights). Each tool is also timed without plots, so the
+plotting share is visible.
 
-    PYTHONPATH=python python benchmarks/bench_plots.py [--out benchmarks/results/plots.json] [--rounds 1]
+SmolLM2: weightwatcher cannot read GGUF, so both tools get the same torch module: htsr's GGUF reader
+(htsr.sources.gguf.GGUFFile) dequantizes every 2-D tensor to float32 and each becomes an nn.Linear named
+as in Hugging Face (model.layers.N.self_attn.q_proj, ..., model.embed_tokens). The 1-D norm weights are
+left out (neither tool analyzes them). Timings therefore exclude GGUF reading for both.
+
+    PYTHONPATH=python python benchmarks/bench_plots.py [--models minilm smollm2 synthetic] [--rounds 1]
+    PYTHONPATH=python python benchmarks/bench_plots.py --quick   # smoke test: 6 matrices per model
 
 Writes a JSON with every timing plus machine info; prints a Markdown table."""
 from __future__ import annotations
@@ -43,6 +50,32 @@ def minilm_module():
     return module_tree_from_state(load_file(str(folder / "model.safetensors")))
 
 
+def smollm2_module(max_layers=None):
+    """SmolLM2-135M-Instruct from its GGUF file, dequantized by htsr's reader, as a torch module tree
+    (the same input for both tools; see the module docstring)."""
+    import importlib.util
+
+    import torch
+
+    from conftest import module_tree_from_state  # benchmarks/conftest.py
+    from htsr.sources.gguf import GGUFFile
+
+    spec = importlib.util.spec_from_file_location("tests_conftest", HERE.parent / "tests" / "conftest.py")
+    tc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tc)
+    state = {}
+    for key, shape, _dtype, load in GGUFFile(str(tc.fetch_model_file("smollm2"))).items():
+        if len(shape) != 2:
+            continue
+        value = load()
+        if isinstance(value, tuple):  # bf16 bits: the upper half of a float32
+            value = (value[0].astype(np.int32) << 16).view(np.float32)
+        state[key] = torch.from_numpy(np.array(value, dtype=np.float32))
+        if max_layers and len(state) >= max_layers:
+            break
+    return module_tree_from_state(state)
+
+
 def synthetic_module(blocks: int = 12):
     import torch
 
@@ -54,6 +87,14 @@ def synthetic_module(blocks: int = 12):
             lin.weight.data = torch.from_numpy((rng.standard_t(3, size=(rows, cols)) * 0.02).astype(np.float32))
             layers.append(lin)
     return torch.nn.Sequential(*layers)
+
+
+def _first_linears(module, n):
+    """A module holding only the first n Linear layers of `module` (quick smoke runs)."""
+    import torch
+
+    linears = [m for m in module.modules() if isinstance(m, torch.nn.Linear)][:n]
+    return torch.nn.Sequential(*linears)
 
 
 def timed(fn):
@@ -112,18 +153,32 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--out", default=str(HERE / "results" / "plots.json"))
     p.add_argument("--rounds", type=int, default=1)
-    p.add_argument("--models", nargs="+", default=["minilm", "synthetic"])
+    p.add_argument("--models", nargs="+", default=["minilm", "smollm2", "synthetic"],
+                   choices=["minilm", "smollm2", "synthetic"])
+    p.add_argument("--quick", action="store_true",
+                   help="smoke test: 6 matrices per model, results to benchmarks/results/plots_quick.json")
     args = p.parse_args()
+    if args.quick and args.out == p.get_default("out"):
+        args.out = str(HERE / "results" / "plots_quick.json")
     import matplotlib
     import weightwatcher
 
     import htsr
 
     results = []
+    limit = 6 if args.quick else None
     for name in args.models:
-        module = minilm_module() if name == "minilm" else synthetic_module()
-        bench("all-MiniLM-L6-v2" if name == "minilm" else "synthetic 24 x (768x768 | 3072x768)", module,
-              args.rounds, results)
+        if name == "minilm":
+            module, label = minilm_module(), "all-MiniLM-L6-v2"
+        elif name == "smollm2":
+            module, label = smollm2_module(limit), "SmolLM2-135M-Instruct (GGUF Q4_1, dequantized)"
+        else:
+            module, label = synthetic_module(3 if args.quick else 12), "synthetic 24 x (768x768 | 3072x768)"
+        if args.quick and name == "minilm":
+            module = _first_linears(module, limit)
+        if args.quick:
+            label += f" [quick: {limit} matrices]"
+        bench(label, module, args.rounds, results)
     try:
         load = os.getloadavg()
     except OSError:

@@ -190,3 +190,129 @@ def test_compare_matches_by_name_and_scaling_shifts_norms(tmp_path):
         assert_png(tmp_path / f"cmp.{name}.png")
     bars = figs["log_spectral_norm"].axes[1].patches
     assert len(bars) == 4 and bars[1].get_height() == pytest.approx(2 * np.log10(c), abs=1e-9)
+
+
+# ---- the speed devices keep the figures ----
+
+def test_cached_text_matches_matplotlib_text(tmp_path, monkeypatch):
+    """Cached glyph bitmaps (text origin on a whole pixel) give the image matplotlib's own text drawing
+    gives, up to anti-aliased edges: few pixels differ, none by a shifted word."""
+    from htsr import _agg_text
+
+    rng = np.random.default_rng(11)
+    d = plots.layer_plot_data(htsr.analyze({"w": heavy(rng, 150, 300)}, return_esd=True).iloc[0])
+    _agg_text.CachedTextRenderer._bitmaps.clear()
+    for kind in plots.LAYER_KINDS:
+        plots._save(plots.LayerFigures().figure(d, kind), str(tmp_path / f"cached.{kind}.png"))
+    assert len(_agg_text.CachedTextRenderer._bitmaps) > 20  # the cache was used
+    monkeypatch.setattr(_agg_text, "_enabled", False)
+    for kind in plots.LAYER_KINDS:
+        plots._save(plots.LayerFigures().figure(d, kind), str(tmp_path / f"plain.{kind}.png"))
+        a = np.asarray(Image.open(tmp_path / f"cached.{kind}.png").convert("L")).astype(int)
+        b = np.asarray(Image.open(tmp_path / f"plain.{kind}.png").convert("L")).astype(int)
+        differ = np.abs(a - b) > 60
+        assert differ.mean() < 0.02, (kind, differ.mean())
+        # a glyph off by more than a pixel would leave differing pixels away from every edge of b
+        edges = np.zeros_like(differ)
+        edges[1:-1, 1:-1] = (np.abs(np.diff(b, axis=0))[:-1, 1:-1] > 30) | (np.abs(np.diff(b, axis=0))[1:, 1:-1] > 30) \
+            | (np.abs(np.diff(b, axis=1))[1:-1, :-1] > 30) | (np.abs(np.diff(b, axis=1))[1:-1, 1:] > 30)
+        assert (differ & ~edges).sum() < 50, kind
+
+
+def test_png_writer_round_trips_pixels():
+    rng = np.random.default_rng(2)
+    rgba = rng.integers(0, 256, size=(7, 5, 4), dtype=np.uint8)
+    rgba[..., 3] = 255
+    import io
+
+    with Image.open(io.BytesIO(plots._png_bytes(rgba.tobytes(), 5, 7))) as im:
+        assert im.mode == "RGB" and im.size == (5, 7)
+        np.testing.assert_array_equal(np.asarray(im), rgba[..., :3])
+
+
+# ---- mp_fit and randomize figures ----
+
+@pytest.fixture(scope="module")
+def mp_model():
+    """Layer 0: 300x200 heavy-tailed (Q = 1.5); layer 1: square (Q = 1, the quarter-circle case)."""
+    rng = np.random.default_rng(9)
+    return {"a.weight": heavy(rng, 300, 200), "sq.weight": (rng.standard_normal((150, 150)) * 0.02).astype(np.float32)}
+
+
+MP_KINDS = {0: ["mpfit2"], 1: ["mpfit1", "mpfit2"]}
+
+
+@pytest.mark.parametrize("mp_fit,randomize", [(True, False), (False, True), (True, True)])
+def test_mp_fit_and_randomize_figures(mp_model, tmp_path, mp_fit, randomize):
+    folder = tmp_path / "img"
+    details = htsr.analyze(mp_model, plot=True, savefig=str(folder), mp_fit=mp_fit, randomize=randomize, seed=3)
+    assert "rand_esd" not in details.columns and "esd" not in details.columns
+    expected = set()
+    for layer in (0, 1):
+        kinds = list(plots.LAYER_KINDS)
+        if mp_fit:
+            kinds += MP_KINDS[layer]
+        if randomize:
+            kinds += ["randesd1", "randesd2"] + [("rand" if mp_fit else "") + k for k in MP_KINDS[layer]]
+        expected |= {f"ww.layer{layer}.{k}.png" for k in kinds}
+    assert set(os.listdir(folder)) == expected
+    for name in expected:
+        assert_png(folder / name)
+
+
+def test_mp_and_random_figures_mark_the_fitted_values(mp_model):
+    from htsr._native import core
+    from htsr.plots_mp import MPPlotData
+
+    details = htsr.analyze(mp_model, return_esd=True, mp_fit=True, randomize=True, seed=3)
+    row = details.iloc[0]
+    d = plots.layer_plot_data(row)
+    assert isinstance(d.mp, MPPlotData) and isinstance(d.rand_mp, MPPlotData)
+    # the figure's fit is the table's fit
+    assert d.mp.sigma == pytest.approx(row["sigma_mp"], rel=1e-12)
+    assert d.mp.num_spikes == row["num_spikes"]
+    assert d.rand_mp.sigma == pytest.approx(row["rand_sigma_mp"], rel=1e-12)
+    # the dashed line: bulk edge plus the Tracy-Widom allowance (weightwatcher's bulk_max_TW)
+    Q, M = row["N"] / row["M"], row["M"]
+    bulk_max = (d.mp.sigma * (1 + 1 / np.sqrt(Q))) ** 2
+    cutoff = bulk_max + np.sqrt(1 / np.sqrt(Q) * bulk_max ** (2 / 3) * M ** (-2 / 3))
+    assert d.mp.cutoff == pytest.approx(cutoff, rel=1e-12)
+    assert (d.mp.values > d.mp.cutoff).sum() == row["num_spikes"]
+    figs = plots.LayerFigures()
+    ax = figs.figure(d, "mpfit2").axes[0]
+    dashed = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert len(dashed) == 1 and dashed[0].get_xdata()[0] == pytest.approx(cutoff, rel=1e-12)
+    ax = figs.figure(d, "randesd1").axes[0]
+    orange = [line for line in ax.get_lines() if line.get_color() == "orange"]
+    assert orange[0].get_xdata()[0] == pytest.approx(row["max_rand_eval"], rel=1e-12)
+    assert row["max_rand_eval"] == pytest.approx(np.max(row["rand_esd"]), rel=1e-12)
+
+
+def test_mp_density_matches_the_reference_curves():
+    rmt = pytest.importorskip("weightwatcher.RMT_Util")
+    from htsr._native import core
+
+    for Q, sigma in ((1.5, 0.9), (4.0, 1.1)):
+        x, y = rmt.marchenko_pastur_pdf(0.0, 10.0, Q, sigma)
+        # rounding can put the reference's last grid point past the edge (NaN there); the law is 0 outside
+        np.testing.assert_allclose(core.mp_density(x, Q, sigma, "mp"), np.nan_to_num(y), rtol=1e-12, atol=1e-300)
+    x, y = rmt.quarter_circle_pdf(0.0, 3.0, 0.8)
+    # the reference adds 1e-9 under the square root; the fit's law does not
+    np.testing.assert_allclose(core.mp_density(x, 1.0, 0.8, "quarter_circle"), y, rtol=1e-6, atol=1e-4)
+    with pytest.raises(ValueError, match="law"):
+        core.mp_density(x, 1.0, 0.8, "other")
+
+
+def test_mp_and_random_file_names_match_the_reference(tmp_path):
+    """weightwatcher 0.7.7 writes the same files per layer with mp_fit=True and with randomize=True."""
+    torch = pytest.importorskip("torch")
+    ww = pytest.importorskip("weightwatcher")
+    rng = np.random.default_rng(4)
+    lin = torch.nn.Linear(200, 300)
+    lin.weight.data = torch.from_numpy(heavy(rng, 300, 200))
+    model = torch.nn.Sequential(lin)
+    for opts in ({"mp_fit": True}, {"randomize": True}):
+        ref, ours = tmp_path / f"ref{len(opts)}{list(opts)[0]}", tmp_path / f"ours{list(opts)[0]}"
+        ww.WeightWatcher(model=model).analyze(plot=True, savefig=str(ref), **opts)
+        htsr.WeightWatcher(model).analyze(plot=True, savefig=str(ours), **opts)
+        assert sorted(os.listdir(ours)) == sorted(os.listdir(ref)), opts

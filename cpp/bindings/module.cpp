@@ -503,6 +503,7 @@ PYBIND11_MODULE(_core, m) {
             py::dict d;
             put_mp(d, fit, "");
             d["status"] = fit.status;
+            d["cutoff"] = fit.cutoff;
             if (keep_grid) {
                 d["grid"] = to_numpy(std::move(fit.grid));
                 d["objective"] = to_numpy(std::move(fit.objective));
@@ -510,7 +511,23 @@ PYBIND11_MODULE(_core, m) {
             return d;
         },
         py::arg("evals"), py::arg("Q"), py::arg("M"), py::arg("keep_grid") = false,
-        "Marchenko-Pastur fit of an ascending ESD (weightwatcher-compatible objective, spec §6).");
+        "Marchenko-Pastur fit of an ascending ESD (weightwatcher-compatible objective, spec §6); 'cutoff' is "
+        "the spike threshold (bulk_max plus the Tracy-Widom allowance) in rescaled units.");
+
+    m.def(
+        "mp_density",
+        [](const py::array_t<double, py::array::c_style | py::array::forcecast>& t, double Q, double sigma,
+           const std::string& law) {
+            if (law != "mp" && law != "quarter_circle") throw std::invalid_argument("law: 'mp' or 'quarter_circle'");
+            std::vector<double> out(static_cast<std::size_t>(t.size()));
+            const double* in = t.data();
+            for (std::size_t i = 0; i < out.size(); ++i)
+                out[i] = law == "mp" ? marchenko_pastur_density(in[i], Q, sigma) : quarter_circle_density(in[i], sigma);
+            return to_numpy(std::move(out));
+        },
+        py::arg("t"), py::arg("Q"), py::arg("sigma"), py::arg("law") = "mp",
+        "The densities the MP fit matches, at rescaled eigenvalues t: 'mp' Marchenko-Pastur (aspect Q, "
+        "variance sigma^2), 'quarter_circle' (of singular values, the Q == 1 law).");
 
     m.def(
         "bootstrap_alpha",

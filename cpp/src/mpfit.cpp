@@ -60,30 +60,15 @@ public:
 
     double operator()(double sigma) const {
         long double sum = 0.0L;
-        if (quarter_circle_) {
-            const double amplitude = 1.0 / (std::numbers::pi * sigma * sigma);
-            for (std::size_t i = 0; i < x_.size(); ++i) {
-                const double t = x_[i];
-                const double q = 4.0 - t * t;
-                const double law = q >= 0.0 ? amplitude * std::sqrt(q) : 0.0;  // nan -> 0 as the reference
-                const double r = law - y_[i];
-                sum += static_cast<long double>(r * r);
-            }
-            return static_cast<double>(sum);
+        if (!quarter_circle_) {
+            const double root = std::sqrt(1.0 / Q_);
+            const double b = (sigma * (1.0 + root)) * (sigma * (1.0 + root));
+            const double a = (sigma * (1.0 - root)) * (sigma * (1.0 - root));
+            if (b < x_peak_ || b > x_last_ || a > x_peak_)
+                return static_cast<double>(x_.size()) * kPenalty * kPenalty;
         }
-        const double y = 1.0 / Q_;
-        const double root = std::sqrt(1.0 / Q_);
-        const double b = (sigma * (1.0 + root)) * (sigma * (1.0 + root));
-        const double a = (sigma * (1.0 - root)) * (sigma * (1.0 - root));
-        if (b < x_peak_ || b > x_last_ || a > x_peak_)
-            return static_cast<double>(x_.size()) * kPenalty * kPenalty;
         for (std::size_t i = 0; i < x_.size(); ++i) {
-            const double t = x_[i];
-            const double inside = (b - t) * (t - a);
-            double law = 0.0;
-            if (t > 0.0 && inside >= 0.0) law = (1.0 / (2.0 * std::numbers::pi * sigma * sigma * t * y)) * std::sqrt(inside);
-            if (!std::isfinite(law)) law = 0.0;
-            const double r = law - y_[i];
+            const double r = mp_law_density(x_[i], Q_, sigma) - y_[i];
             sum += static_cast<long double>(r * r);
         }
         return static_cast<double>(sum);
@@ -194,6 +179,21 @@ MPFit failed(MPFit fit, std::string why) {
 
 }  // namespace
 
+double quarter_circle_density(double t, double sigma) {
+    const double q = 4.0 - t * t;
+    return q >= 0.0 ? (1.0 / (std::numbers::pi * sigma * sigma)) * std::sqrt(q) : 0.0;  // nan -> 0 as the reference
+}
+
+double marchenko_pastur_density(double t, double Q, double sigma) {
+    const double root = std::sqrt(1.0 / Q);
+    const double b = (sigma * (1.0 + root)) * (sigma * (1.0 + root));
+    const double a = (sigma * (1.0 - root)) * (sigma * (1.0 - root));
+    const double inside = (b - t) * (t - a);
+    double law = 0.0;
+    if (t > 0.0 && inside >= 0.0) law = (1.0 / (2.0 * std::numbers::pi * sigma * sigma * t * (1.0 / Q))) * std::sqrt(inside);
+    return std::isfinite(law) ? law : 0.0;
+}
+
 MPFit fit_marchenko_pastur(const std::vector<double>& evals, double Q, std::int64_t M, const MPFitOptions& options) {
     MPFit fit;
     if (evals.size() < 2) return failed(fit, "MP fit: fewer than 2 eigenvalues");
@@ -245,6 +245,7 @@ MPFit fit_marchenko_pastur(const std::vector<double>& evals, double Q, std::int6
     fit.bulk_max = bulk_max / s2;
     fit.bulk_min = bulk_min / s2;
     fit.W_scale = W_scale;
+    fit.cutoff = cutoff;
     fit.status = "success";
     if (options.keep_grid) {
         fit.grid = grid;

@@ -377,7 +377,7 @@ def analyze(
 
             plot_deltas(table, plot_dir)
         if not return_esd:
-            table = table.drop(columns=["esd"], errors="ignore")
+            table = table.drop(columns=["esd", "rand_esd"], errors="ignore")
     return table
 
 

@@ -6,25 +6,31 @@ Per layer, five PNGs named as the reference names them, `ww.layer{plot_id}.{kind
   esd3  log-lin histogram (log10 of the eigenvalues) with xmin and xmax
   esd4  KS distance D against the xmin candidates, the chosen xmin marked
   esd5  alpha against the xmin candidates, the chosen xmin marked
+and, when the details carry them, the mp_fit and randomize figures (mpfit1/2, randesd1/2; plots_mp.py).
 
 Speed comes from reusing one figure per kind (artists are created once and only their data, limits
-and titles change per layer), the Agg canvas, fast PNG compression, and rendering in worker processes
-when there are enough layers. matplotlib is an optional dependency (`pip install htsr[plot]`)."""
+and titles change per layer), fixed label/title places and legends rendered once (no measuring passes),
+an Agg renderer that rasterizes each distinct string once (_agg_text.py), a direct PNG writer (zlib level
+1), and rendering in worker processes when there are enough layers. matplotlib is an optional dependency (`pip install htsr[plot]`)."""
 from __future__ import annotations
 
 import math
 import os
+import struct
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .plots_mp import MPPlotData
 
 LAYER_KINDS = ("esd", "esd2", "esd3", "esd4", "esd5")
 DEFAULT_SAVEDIR = "ww-img"
 FIGSIZE = (6.4, 4.8)
 DPI = 100
-PNG_OPTIONS = {"compress_level": 1}  # zlib level 1: several times faster than the default, files ~1.5x larger
+PNG_ZLIB_LEVEL = 1  # several times faster than the default level, files ~1.3x larger
 BINS = 100
 WARNING_COLORS = {"": "tab:blue", "over-trained": "tab:red", "under-trained": "tab:orange", "failed": "tab:gray"}
 # Below this many layers, starting worker processes costs more than it saves.
@@ -41,22 +47,63 @@ def _matplotlib():
 
 def _new_figure():
     _matplotlib()
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    from ._agg_text import PastingCanvasAgg
+
     fig = Figure(figsize=FIGSIZE, dpi=DPI)
-    FigureCanvasAgg(fig)
+    PastingCanvasAgg(fig)
     return fig
 
 
-def _save(fig, path) -> None:
-    """Draws on the Agg canvas and encodes its buffer directly (savefig's extra passes cost ~25%)."""
-    from PIL import Image
+def _freeze_legend(fig, legend) -> None:
+    """Renders `legend` once (over the empty axes) and pastes those pixels after every later draw instead
+    of laying it out again: its place (a fixed corner) and entries never change."""
+    ax = legend.axes
+    shown = [a for a in (*ax.lines, *ax.patches, *ax.collections) if a.get_visible()]
+    for artist in shown:
+        artist.set_visible(False)
+    fig.canvas.draw()
+    box = legend.get_window_extent().padded(1)
+    fig.canvas.overlays.append(fig.canvas.copy_from_bbox(box))
+    legend.set_visible(False)
+    for artist in shown:
+        artist.set_visible(True)
 
+
+def _save(fig, path) -> None:
+    """Draws on the Agg canvas and writes its pixels as PNG (savefig's extra passes cost ~25%)."""
     canvas = fig.canvas
     canvas.draw()
-    image = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
-    image.save(path, format="png", **PNG_OPTIONS)
+    data = _png_bytes(canvas.buffer_rgba(), *canvas.get_width_height(physical=True))
+    if hasattr(path, "write"):
+        path.write(data)
+    else:
+        with open(path, "wb") as f:
+            f.write(data)
+
+
+def _png_bytes(rgba, w: int, h: int) -> bytes:
+    """An opaque RGBA buffer (w x h) as an RGB PNG: 'up' row filter and zlib level 1 (twice as fast as
+    PIL's encoder at its fastest setting, files about as small)."""
+    import zlib
+
+    from PIL import Image
+
+    # PIL drops the alpha bytes ~20x faster than a strided numpy copy
+    rgb = np.frombuffer(Image.frombuffer("RGBA", (w, h), rgba, "raw", "RGBA", 0, 1).convert("RGB").tobytes(),
+                        np.uint8).reshape(h, 3 * w)
+    rows = np.empty((h, 1 + 3 * w), np.uint8)
+    rows[:, 0] = 2  # filter 'up': each byte minus the one above (the row above the first counts as zero)
+    rows[0, 1:] = rgb[0]
+    np.subtract(rgb[1:], rgb[:-1], out=rows[1:, 1:])
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)  # 8-bit RGB, no interlace
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows, PNG_ZLIB_LEVEL))
+            + chunk(b"IEND", b""))
 
 
 @dataclass
@@ -74,6 +121,23 @@ class LayerPlotData:
     xmins: np.ndarray = field(default_factory=lambda: np.empty(0))
     alphas: np.ndarray = field(default_factory=lambda: np.empty(0))
     Ds: np.ndarray = field(default_factory=lambda: np.empty(0))
+    mp: Optional["MPPlotData"] = None          # mp_fit: the ESD's MP fit
+    rand_evals: Optional[np.ndarray] = None    # randomize: the permuted layer's eigenvalues
+    max_rand_eval: float = float("nan")
+    rand_mp: Optional["MPPlotData"] = None     # randomize: their MP fit
+
+    def kinds(self) -> List[str]:
+        """The figure kinds of this layer: the five ESD figures, then those of mp_fit and randomize."""
+        from .plots_mp import mp_figure_kinds
+
+        kinds = list(LAYER_KINDS)
+        if self.mp is not None:
+            kinds += mp_figure_kinds(self.mp, False, False)
+        if self.rand_evals is not None:
+            kinds += ["randesd1", "randesd2"]
+        if self.rand_mp is not None:
+            kinds += mp_figure_kinds(self.rand_mp, True, self.mp is not None)
+        return kinds
 
     @property
     def fitted(self) -> bool:
@@ -107,7 +171,25 @@ def layer_plot_data(row, xmax_clip: int = 0, small_n: str = "penalized") -> Laye
         data.xmins, data.alphas, data.Ds = fit["xmins"], fit["alphas"], fit["Ds"]
         for key in ("alpha", "xmin", "xmax", "D", "sigma"):
             setattr(data, key, float(row[key]))
+    _add_mp_randomize(data, row)
     return data
+
+
+def _add_mp_randomize(data: LayerPlotData, row) -> None:
+    """The mp_fit figures' data when the row has MP columns, the randomize figures' when it has 'rand_esd'."""
+    from .plots_mp import mp_plot_data
+
+    if not len(data.evals) or data.status != "success":
+        return
+    Q, M = float(row.get("Q", np.nan)), row.get("M")
+    if "sigma_mp" in row and M is not None:
+        data.mp = mp_plot_data(data.evals, Q, int(M), False, data.title_name)
+    rand = row.get("rand_esd")
+    if isinstance(rand, np.ndarray) and len(rand):
+        data.rand_evals = np.sort(np.asarray(rand, dtype=np.float64))
+        data.max_rand_eval = float(row.get("max_rand_eval", data.rand_evals[-1]))
+        if M is not None:
+            data.rand_mp = mp_plot_data(data.rand_evals, Q, int(M), True, f"{data.title_name} Randomized")
 
 
 class _Axis:
@@ -117,6 +199,14 @@ class _Axis:
         self.fig = _new_figure()
         self.fig.subplots_adjust(left=0.12, right=0.96, bottom=0.11, top=0.84)
         self.ax = self.fig.add_subplot(1, 1, 1)
+        # Fixed axis-label places: matplotlib otherwise measures every tick label (and lays out the ticks
+        # three more times) on each draw to push the labels clear of them; the margins leave room enough.
+        self.ax.xaxis.set_label_coords(0.5, -0.075)
+        self.ax.yaxis.set_label_coords(-0.105, 0.5)
+
+    def title(self, text: str) -> None:
+        # an explicit y turns off the title's automatic placement (another measuring pass per draw)
+        self.ax.set_title(_clip(text), fontsize=10, y=1.0)
 
 
 class LayerFigures:
@@ -125,6 +215,7 @@ class LayerFigures:
     def __init__(self):
         from matplotlib.ticker import NullLocator
 
+        self._extras = None  # the mp_fit / randomize figures, made on first use
         # esd: log-log
         self.loglog = _Axis()
         ax = self.loglog.ax
@@ -137,13 +228,13 @@ class LayerFigures:
         (self.ll_pdf,) = ax.plot([], [], color="r", linewidth=2)
         (self.ll_fit,) = ax.plot([], [], color="r", linestyle="--")
         self.ll_xmin = ax.axvline(1.0, color="r", label="λ_min")
-        ax.legend(loc="upper right")
+        _freeze_legend(self.loglog.fig, ax.legend(loc="upper right"))
         # esd2: lin-lin
         self.linlin = _Axis()
         ax = self.linlin.ax
         self.lin_hist = ax.stairs([1.0], [0.0, 1.0], fill=True, color="tab:blue")
         self.lin_xmin = ax.axvline(0.0, color="red", label="λ_xmin")
-        ax.legend(loc="upper right")
+        _freeze_legend(self.linlin.fig, ax.legend(loc="upper right"))
         # esd3: log-lin
         self.loglin = _Axis()
         ax = self.loglin.ax
@@ -151,30 +242,44 @@ class LayerFigures:
         self.lg_hist = ax.stairs([1.0], [0.0, 1.0], fill=True, color="tab:blue")
         self.lg_xmin = ax.axvline(0.0, color="red", label="λ_xmin")
         self.lg_xmax = ax.axvline(0.0, color="orange", label="λ_xmax")
-        ax.legend(loc="upper right")
+        _freeze_legend(self.loglin.fig, ax.legend(loc="upper right"))
         # esd4 / esd5: curves over the xmin candidates
         self.dks = _Axis()
         (self.dks_line,) = self.dks.ax.plot([], [], label="D_KS")
         self.dks_xmin = self.dks.ax.axvline(0.0, color="red", label="λ_xmin")
         self.dks.ax.set_xlabel("x_min")
         self.dks.ax.set_ylabel("D_KS")
-        self.dks.ax.legend(loc="upper right")
+        _freeze_legend(self.dks.fig, self.dks.ax.legend(loc="upper right"))
         self.alp = _Axis()
         (self.alp_line,) = self.alp.ax.plot([], [], label="α(xmin)")
         self.alp_xmin = self.alp.ax.axvline(0.0, color="red", label="λ_xmin")
         self.alp.ax.set_xlabel("x_min")
         self.alp.ax.set_ylabel("α")
-        self.alp.ax.legend(loc="upper right")
+        _freeze_legend(self.alp.fig, self.alp.ax.legend(loc="upper right"))
 
     def figure(self, d: LayerPlotData, kind: str):
-        """The reused figure of `kind` ('esd' ... 'esd5'), updated to layer `d`."""
+        """The reused figure of `kind` (one of d.kinds(): 'esd' ... 'esd5', 'mpfit1', 'randesd1', ...),
+        updated to layer `d`."""
         draw = {"esd": self._esd, "esd2": self._esd2, "esd3": self._esd3, "esd4": self._esd4,
-                "esd5": self._esd5}[kind]
-        return draw(d)
+                "esd5": self._esd5}.get(kind)
+        if draw is not None:
+            return draw(d)
+        extra = self._extra()
+        if kind.startswith("randesd"):
+            return extra.randesd(d.evals, d.rand_evals, d.max_rand_eval, d.title_name, log10=kind == "randesd2")
+        mp = d.rand_mp if kind.startswith("rand") or d.mp is None else d.mp
+        return extra.mpfit1(mp) if kind.endswith("mpfit1") else extra.mpfit2(mp)
+
+    def _extra(self):
+        if self._extras is None:
+            from .plots_mp import ExtraFigures
+
+            self._extras = ExtraFigures(_Axis, _freeze_legend)
+        return self._extras
 
     def render(self, d: LayerPlotData, savedir: str) -> List[str]:
         paths = []
-        for kind in LAYER_KINDS:
+        for kind in d.kinds():
             path = os.path.join(savedir, f"ww.layer{d.plot_id}.{kind}.png")
             _save(self.figure(d, kind), path)
             paths.append(path)
@@ -226,7 +331,7 @@ class LayerFigures:
         y = y[np.isfinite(y) & (y > 0)]
         if len(y):
             ax.set_ylim(*_log_margins(float(y.min()), float(y.max())))
-        ax.set_title(_clip(title), fontsize=10)
+        self.loglog.title(title)
         return self.loglog.fig
 
     def _esd2(self, d: LayerPlotData):
@@ -234,7 +339,7 @@ class LayerFigures:
         ev = self._to_plot(d)
         _set_hist(ax, self.lin_hist, ev)
         _set_vline(self.lin_xmin, d.xmin if d.fitted else None)
-        ax.set_title(_clip(f"Lin-Lin ESD for {d.title_name}"), fontsize=10)
+        self.linlin.title(f"Lin-Lin ESD for {d.title_name}")
         return self.linlin.fig
 
     def _esd3(self, d: LayerPlotData):
@@ -246,7 +351,7 @@ class LayerFigures:
         if d.fitted:  # keep both markers in view
             lo, hi = ax.get_xlim()
             ax.set_xlim(min(lo, np.log10(d.xmin)), max(hi, np.log10(d.xmax) if d.xmax > 0 else hi))
-        ax.set_title(_clip(f"Log-Lin ESD for {d.title_name}"), fontsize=10)
+        self.loglin.title(f"Log-Lin ESD for {d.title_name}")
         return self.loglin.fig
 
     def _curve(self, axis: _Axis, line, vline, xs, ys, d: LayerPlotData, what: str):
@@ -257,7 +362,7 @@ class LayerFigures:
         if ok.any():
             _set_limits(ax, xs[ok], ys[ok], extra_x=[d.xmin] if d.fitted else [])
         title = f"{what} vs. x_min, λ_xmin={d.xmin:0.3}" if d.fitted else f"{what} vs. x_min: PL FIT FAILED"
-        ax.set_title(_clip(f"{title}\n{d.title_name}"), fontsize=10)
+        axis.title(f"{title}\n{d.title_name}")
         return axis.fig
 
     def _esd4(self, d: LayerPlotData):
@@ -359,12 +464,9 @@ def _worker_init() -> None:
         parse.cache_clear()
 
 
-def _render_chunk(items: List[LayerPlotData], savedir: str) -> List[str]:
+def _render_chunk(items: List[LayerPlotData], savedir: str) -> List[List[str]]:
     figs = _figures()
-    out: List[str] = []
-    for d in items:
-        out += figs.render(d, savedir)
-    return out
+    return [figs.render(d, savedir) for d in items]
 
 
 def default_workers(n_layers: int) -> int:
@@ -382,7 +484,7 @@ def render_layers(items: Sequence[LayerPlotData], savedir: str = DEFAULT_SAVEDIR
     items = list(items)
     workers = default_workers(len(items)) if workers is None else max(1, int(workers))
     if workers == 1 or len(items) < 2:
-        return _render_chunk(items, savedir)
+        return [p for paths in _render_chunk(items, savedir) for p in paths]
     import multiprocessing as mp
 
     # fork: the workers inherit the imported matplotlib and font cache; they never call into the core.
@@ -392,9 +494,9 @@ def render_layers(items: Sequence[LayerPlotData], savedir: str = DEFAULT_SAVEDIR
                              initializer=_worker_init) as pool:
         results = list(pool.map(_render_chunk, chunks, [savedir] * workers))
     by_layer: Dict[int, List[str]] = {}
-    for w, paths in enumerate(results):
-        for j in range(len(paths) // len(LAYER_KINDS)):
-            by_layer[w + j * workers] = paths[j * len(LAYER_KINDS):(j + 1) * len(LAYER_KINDS)]
+    for w, per_layer in enumerate(results):
+        for j, paths in enumerate(per_layer):
+            by_layer[w + j * workers] = paths
     return [p for i in sorted(by_layer) for p in by_layer[i]]
 
 

@@ -21,6 +21,7 @@ struct MPFit {
     std::string message;
     double sigma_mp = -1, bulk_min = -1, bulk_max = -1, mp_softrank = -1, W_scale = -1;
     long long num_spikes = -1;
+    double cutoff = -1;              // the spike threshold bulk_max + Tracy-Widom allowance, rescaled units
     // Diagnostics (keep_grid): the sigma grid and the objective on it, before the polish.
     std::vector<double> grid, objective;
 };
@@ -29,6 +30,15 @@ struct MPFitOptions {
     double bandwidth = 0.1;   // the reference's KDE bandwidth, in rescaled units
     bool keep_grid = false;
 };
+
+// The Marchenko-Pastur density at rescaled eigenvalue t for variance sigma^2 and aspect Q (0 outside its
+// support), and the quarter-circle density of singular values t (Q == 1).
+double marchenko_pastur_density(double t, double Q, double sigma);
+double quarter_circle_density(double t, double sigma);
+// The law the fit matches: the quarter circle (of sqrt(x)) when Q == 1, else Marchenko-Pastur.
+inline double mp_law_density(double t, double Q, double sigma) {
+    return Q == 1.0 ? quarter_circle_density(t, sigma) : marchenko_pastur_density(t, Q, sigma);
+}
 
 // evals ascending (all of the layer's eigenvalues); Q = N/M; M = short side of one slice (Tracy-Widom term).
 MPFit fit_marchenko_pastur(const std::vector<double>& evals, double Q, std::int64_t M,
