@@ -15,15 +15,16 @@ def tensor_class():
     """A torch-like tensor class defined at call time, so that Ray pickles it by value (workers cannot
     import the test modules). Each load is appended to `log`; with `crash_marker`, the first load in any
     process ends that process (os._exit) and leaves the marker, so the retry succeeds; with `raises`, every
-    load raises it."""
+    load raises it; with crash_always, every load ends its process."""
     import os
 
     class Device:
         type = "cpu"
 
     class LoggedTensor:
-        def __init__(self, array, name, log=None, crash_marker=None, raises=None):
+        def __init__(self, array, name, log=None, crash_marker=None, raises=None, crash_always=False):
             self.array, self.name, self.log, self.crash_marker, self.raises = array, name, log, crash_marker, raises
+            self.crash_always = crash_always
             self.shape, self.dtype, self.device = array.shape, str(array.dtype), Device()
 
         def detach(self):
@@ -32,6 +33,8 @@ def tensor_class():
         def numpy(self):
             if self.raises is not None:
                 raise self.raises(f"cannot read {self.name}")
+            if self.crash_always:
+                os._exit(1)
             if self.crash_marker is not None and not os.path.exists(self.crash_marker):
                 open(self.crash_marker, "w").close()
                 os._exit(1)  # the worker dies mid-task, as on a lost node
