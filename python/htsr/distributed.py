@@ -411,8 +411,10 @@ def _ray_error_text(error: Exception, max_retries: int) -> str:
 def _check_options(options: Dict, remote: bool) -> None:
     """Validates the analyze options on an empty model (device is checked where the tasks run)."""
     dry = {k: v for k, v in options.items() if k not in ("peft", "base_model", "unsafe_pickle")}
-    if remote:
-        dry.pop("device", None)
+    if remote:  # only the name here: whether CUDA works is known where the tasks run
+        device = dry.pop("device", "cpu")
+        if device not in ("cpu", "cuda", "auto"):
+            raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}")
     try:
         analyze({}, progress=False, **dry)
     except TypeError as e:

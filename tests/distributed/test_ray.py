@@ -88,6 +88,8 @@ def test_bad_addresses_are_refused_at_once(models):
     for bad in ("localhost", "http://x:1/y", ""):
         with pytest.raises(ValueError, match="address"):
             htsr.analyze_many(models, engine="ray", address=bad)
+    with pytest.raises(ValueError, match="device must be"):
+        htsr.analyze_many(models, engine="ray", device="tpu")
     gcs = ray.get_runtime_context().gcs_address  # reachable, but this process is connected already
     with pytest.raises(ValueError, match="already initialized"):
         htsr.analyze_many(models, engine="ray", address=gcs)
@@ -109,3 +111,46 @@ def test_cli_ray(models, tmp_path, capsys):
     assert np.allclose(written["alpha"], expected["alpha"], rtol=1e-12)
     assert cli.main(["analyze", *paths, "--ray=127.0.0.1:1"]) == 2
     assert "no Ray cluster reachable" in capsys.readouterr().err
+
+
+HEAD = """
+import sys, ray
+ray.init(num_cpus=1, include_dashboard=False, _node_ip_address="127.0.0.1")
+print(ray.get_runtime_context().gcs_address, flush=True)
+sys.stdin.read()  # runs until the test closes stdin
+ray.shutdown()
+"""
+CLIENT = """
+import sys
+import pandas as pd
+import htsr
+from distributed.models import synthetic_model
+models = {f"net{i}": synthetic_model(i) for i in range(2)}
+table = htsr.analyze_many(models, engine="ray", address=sys.argv[1], chunk_layers=3)
+pd.testing.assert_frame_equal(table, htsr.analyze_many(models, chunk_layers=3))
+print("equal", len(table))
+"""
+
+
+def test_existing_cluster_address():
+    """A cluster started by another process, reached by address= from a third one (this process has its own
+    Ray already)."""
+    import subprocess
+    import sys
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    package_root = os.path.dirname(os.path.dirname(htsr.__file__))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([package_root, os.path.dirname(here)]),
+               RAY_AUTH_MODE="disabled")  # a private throw-away cluster: no token to share between processes
+    head = subprocess.Popen([sys.executable, "-c", HEAD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        address = head.stdout.readline().strip()
+        assert address, "the head process did not start Ray"
+        client = subprocess.run([sys.executable, "-c", CLIENT, address], capture_output=True, text=True, env=env,
+                                timeout=300)
+        assert client.returncode == 0, client.stderr[-3000:]
+        assert client.stdout.split()[-2:] == ["equal", "18"]
+    finally:
+        head.stdin.close()
+        head.wait(120)
