@@ -145,3 +145,29 @@ def test_bad_input(models, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     with pytest.raises(ImportError, match=r"htsr\[ray\]"):
         htsr.analyze_many(models, engine="ray")
+
+
+def test_rerun_of_a_chunk_redoes_only_its_unfinished_layers(tmp_path, monkeypatch):
+    model, ids = synthetic_model(0), [0, 1, 2, 3]
+    spool = str(tmp_path / "parts" / "chunk.parquet")
+    os.makedirs(os.path.dirname(spool))
+    # A first attempt that recorded layers 0 and 1 in its spool file before its worker died.
+    htsr.analyze(model, layers=ids, out=spool, resume=True, progress=False)
+    partial = pd.read_parquet(spool)
+    partial[partial["layer_id"] < 2].to_parquet(spool, index=False)
+    analyzed = []
+    original = htsr.analysis.analyze_batch
+
+    def recording(batch, *args, **kwargs):
+        analyzed.extend(plan.entry.layer_id for plan in batch)
+        return original(batch, *args, **kwargs)
+
+    monkeypatch.setattr(htsr.analysis, "analyze_batch", recording)
+    table = htsr.distributed.run_chunk(model, ids, {}, spool)
+    assert analyzed == [2, 3]
+    expected = htsr.analyze(model, layers=ids, out=tmp_path / "fresh.parquet")
+    # as analyze_many assembles it: the same table as an uninterrupted run (fingerprints included)
+    fresh = pd.read_parquet(tmp_path / "fresh.parquet")[["fingerprint"]]
+    pd.testing.assert_frame_equal(htsr.distributed.assemble({"m": [table]}),
+                                  htsr.distributed.assemble({"m": [expected.assign(fingerprint=fresh["fingerprint"])]}))
+    assert table["fingerprint"].str.len().eq(32).all() and not os.path.exists(spool)
