@@ -6,6 +6,7 @@
 """
 from ._native import core
 from .analysis import analyze, describe
+from .distributed import analyze_many
 from .errors import HTSRError, LayerError, SourceError
 from .distances import distances
 from .facade import WeightWatcher
@@ -15,5 +16,5 @@ from .svd_edit import svd_sharpness, svd_smoothing
 from . import lr, monitor  # noqa: E402  (training: alpha monitor and per-layer learning rates)
 
 __version__ = "0.1.0"
-__all__ = ["analyze", "describe", "summary", "WeightWatcher", "get_ESD", "get_Weights", "distances", "svd_smoothing",
-           "svd_sharpness", "HTSRError", "SourceError", "LayerError", "core", "monitor", "lr"]
+__all__ = ["analyze", "analyze_many", "describe", "summary", "WeightWatcher", "get_ESD", "get_Weights", "distances",
+           "svd_smoothing", "svd_sharpness", "HTSRError", "SourceError", "LayerError", "core", "monitor", "lr"]

@@ -22,6 +22,7 @@ EXAMPLES = """examples:
   htsr analyze ./my-hf-model --out details.csv
   htsr analyze model.safetensors --layers attn dense --format json > details.json
   htsr analyze model.safetensors --plots figures/          # per-layer ESD figures + overview figures
+  htsr analyze a.safetensors b.safetensors --out all.parquet --ray   # on Ray tasks, one table
   htsr describe ./my-hf-model
   htsr report ./my-hf-model -o report.html
   htsr compare base.safetensors finetuned.safetensors --plots cmp/ --out diff.csv
@@ -122,7 +123,9 @@ def cmd_analyze(args) -> int:
 
     if not args.demo and not args.path:
         raise UsageError("htsr analyze: give a model PATH or --demo")
-    paths = demo_paths() if args.demo else [args.path]
+    if args.ray is not None:
+        return cmd_analyze_ray(args)
+    paths = demo_paths() if args.demo else list(args.path)
     fmt = output_format(args.format, args.out)
     kw = analyze_kwargs(args)
     failed = False
@@ -163,6 +166,40 @@ def cmd_analyze(args) -> int:
         if plot_dir:
             print(f"wrote figures to {plot_dir}")
     return EXIT_LAYERS_FAILED if failed else EXIT_OK
+
+
+def cmd_analyze_ray(args) -> int:
+    """--ray [ADDRESS]: every model (and chunks of big ones) on Ray tasks, one table with a `model` column."""
+    import htsr
+
+    if args.plots:
+        raise UsageError("--plots is not available with --ray (figures are per model: run without --ray)")
+    paths = demo_paths() if args.demo else list(args.path)
+    fmt = output_format(args.format, args.out)
+    streamed = bool(args.out) and fmt != "table" and args.out.lower().endswith("." + fmt)
+    if args.resume and not streamed:
+        raise UsageError("--resume needs --out FILE.csv, .json or .parquet")
+    # The device is resolved where the tasks run (the driver may have no GPU).
+    kw = {"layers": parse_layers(args.layers), "precision": args.precision, "device": args.device}
+    if streamed:
+        kw.update(out=args.out, resume=args.resume)
+    try:
+        details = htsr.analyze_many(paths, engine="ray", address=args.ray or None, gpus_per_task=args.gpus_per_task,
+                                    chunk_layers=args.chunk_layers, unsafe_pickle=args.unsafe_pickle, **kw)
+    except ImportError as e:  # Ray (or pyarrow for .parquet) is not installed
+        raise UsageError(str(e)) from None
+    if fmt == "table" or args.out:
+        print(f"== {len(paths)} model(s) on Ray: {len(details)} layer(s)")
+        if not args.out:
+            print(table_text(details, ["model"] + SHOWN_COLUMNS))
+        for model in dict.fromkeys(details["model"]) if len(details) else []:
+            summary = htsr.summary(details[details["model"] == model])
+            print(f"summary {model}: " + json.dumps({k: round(v, 6) for k, v in summary.items()}))
+    if (args.out and not streamed) or (not args.out and fmt != "table"):
+        write_table(details, args.out, fmt, ["model"] + SHOWN_COLUMNS)
+    if args.out:
+        print(f"wrote {args.out}")
+    return EXIT_LAYERS_FAILED if any_failed(details) else EXIT_OK
 
 
 def cmd_describe(args) -> int:
@@ -257,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "  htsr analyze ./my-hf-model --out details.csv\n"
                        "  htsr analyze model.safetensors --layers attn dense --format json\n"
                        "  htsr analyze model.safetensors --plots figures/")
-    a.add_argument("path", nargs="?", help="model file (.safetensors, .gguf, .pt/.pth/.bin, .onnx, .keras/.h5) "
+    a.add_argument("path", nargs="*", help="model file(s) (.safetensors, .gguf, .pt/.pth/.bin, .onnx, .keras/.h5) "
                    "or Hugging Face folder")
     a.add_argument("--demo", action="store_true", help="analyze the small models shipped with htsr")
     a.add_argument("--plots", metavar="DIR", help="write per-layer figures (ww.layer{id}.esd*.png) and "
@@ -265,6 +302,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--resume", action="store_true", help="with --out FILE.csv|.json|.parquet: skip the layers "
                    "already in that file")
     a.add_argument("--quiet", action="store_true", help="no progress bar")
+    a.add_argument("--ray", nargs="?", const="", metavar="ADDRESS", help="analyze the models on Ray tasks "
+                   "(a local Ray, or the cluster at ADDRESS: auto, HOST:PORT, ray://HOST:PORT; give it after "
+                   "the paths or as --ray=ADDRESS); one table with a `model` column (needs htsr[ray])")
+    a.add_argument("--gpus-per-task", type=float, default=0, metavar="G", help="with --ray: GPUs per task")
+    a.add_argument("--chunk-layers", type=int, metavar="N", help="with --ray: at most N layers per task "
+                   "(split big models; default: chunks of at most 1 GiB of weights)")
     a.add_argument("--unsafe-pickle", action="store_true",
                    help="allow PyTorch checkpoints that execute code when loaded (trusted files only)")
     a.set_defaults(run=cmd_analyze)
