@@ -196,29 +196,69 @@ def test_distances_bad_input():
         htsr.distances(a, a, method="cosine")
 
 
-def _smoothable_model():
+def _smoothable_model(shift=False):
     torch.manual_seed(5)
-    return torch.nn.Sequential(torch.nn.Linear(20, 12), torch.nn.Conv2d(6, 8, 2), torch.nn.Linear(16, 10))
+    m = torch.nn.Sequential(torch.nn.Linear(20, 12), torch.nn.Conv2d(6, 8, 2), torch.nn.Linear(16, 10))
+    if shift:  # rank-one means: MP spikes for method='rmt'
+        with torch.no_grad():
+            m[0].weight.add_(0.4)
+            m[1].weight.add_(0.3)
+    return m
 
 
-@pytest.mark.parametrize("method", ["detX", "svd"])
-def test_svd_smoothing_parity(method):
-    m = _smoothable_model()
-    ref_model, our_model = copy.deepcopy(m), copy.deepcopy(m)
+def _auto_model():
+    """Layer 0: alpha ~ 2.0, auto keeps detX_num = 10 of 12; layer 1: alpha ~ 10.1, auto keeps num_spikes = 0 (so
+    leaves it unchanged) where detX would keep 26: both branches of method='auto'. (Small M or k = 0 keep the
+    reference's randomized TruncatedSVD exact.)"""
+    torch.manual_seed(1)
+    return torch.nn.Sequential(torch.nn.Linear(20, 12), torch.nn.Linear(30, 100))
+
+
+def _reference_smoothing(model, **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        weightwatcher.WeightWatcher(model=ref_model).SVDSmoothing(method=method, percent=0.5)
-    returned = htsr.WeightWatcher(our_model).SVDSmoothing(method=method, percent=0.5)
-    assert returned is our_model  # in place, as the reference
+        weightwatcher.WeightWatcher(model=model).SVDSmoothing(**kw)
+    return model
+
+
+def _assert_same_weights(ours, ref, orig):
     changed = 0
-    for (n, p_ref), p_ours, p_orig in zip(ref_model.named_parameters(), our_model.parameters(), m.parameters()):
+    for (n, p_ref), p_ours, p_orig in zip(ref.named_parameters(), ours.parameters(), orig.parameters()):
         np.testing.assert_allclose(p_ours.detach().numpy(), p_ref.detach().numpy(), atol=1e-5, err_msg=n)
         changed += not torch.equal(p_ours, p_orig)
     assert changed >= 1
+
+
+@pytest.mark.parametrize("method,make", [("detX", _smoothable_model), ("svd", _smoothable_model),
+                                         ("alpha_min", _smoothable_model),
+                                         ("rmt", lambda: _smoothable_model(shift=True)), ("auto", _auto_model)])
+def test_svd_smoothing_parity(method, make):
+    m = make()
+    ref_model = _reference_smoothing(copy.deepcopy(m), method=method, percent=0.5)
+    our_model = copy.deepcopy(m)
+    returned = htsr.WeightWatcher(our_model).SVDSmoothing(method=method, percent=0.5)
+    assert returned is our_model  # in place, as the reference
+    _assert_same_weights(our_model, ref_model, m)
     copy_out = htsr.svd_smoothing(m, method=method, percent=0.5)
-    assert copy_out is not m and torch.equal(m[0].weight, _smoothable_model()[0].weight)  # input untouched
+    assert copy_out is not m and torch.equal(m[0].weight, make()[0].weight)  # input untouched
     state = htsr.svd_smoothing({k: v.clone() for k, v in m.state_dict().items()}, method=method, percent=0.5)
     np.testing.assert_allclose(state["0.weight"].numpy(), copy_out[0].weight.detach().numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("alias,name", [("lambda_min", "alpha_min"), ("mp", "rmt")])
+def test_svd_smoothing_alias_deviation(alias, name):
+    """Deliberate deviation: the reference logs 'lambda_min' and 'mp' as unknown smoothing methods and then
+    smooths with the percent rule (its 'svd'); htsr applies the rule the alias names."""
+    m = _smoothable_model(shift=True)
+    ref_alias = _reference_smoothing(copy.deepcopy(m), method=alias, percent=0.5)
+    ref_svd = _reference_smoothing(copy.deepcopy(m), method="svd", percent=0.5)
+    for p_alias, p_svd in zip(ref_alias.parameters(), ref_svd.parameters()):
+        np.testing.assert_allclose(p_alias.detach().numpy(), p_svd.detach().numpy(), atol=1e-5)
+    ref_named = _reference_smoothing(copy.deepcopy(m), method=name, percent=0.5)
+    ours = htsr.WeightWatcher(copy.deepcopy(m)).SVDSmoothing(method=alias, percent=0.5)
+    _assert_same_weights(ours, ref_named, m)
+    with pytest.raises(ValueError, match="alpha_min"):
+        htsr.svd_smoothing(m, method="lambda")
 
 
 def test_svd_sharpness_removes_a_mean_spike():
