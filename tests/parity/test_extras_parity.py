@@ -20,6 +20,8 @@ torch = pytest.importorskip("torch")
 weightwatcher = pytest.importorskip("weightwatcher")
 import htsr  # noqa: E402
 
+from .helpers import assert_vectors_parity, reference_vector_tail  # noqa: E402
+
 pytestmark = pytest.mark.filterwarnings("ignore")
 logging.getLogger("weightwatcher").setLevel(logging.CRITICAL)
 
@@ -65,19 +67,6 @@ def test_detx_parity(make):
     assert (htsr.WeightWatcher(m).analyze(ERG=True)["detX_num"] == ours["detX_num"]).all()
 
 
-def _reference_tail_count(W, xmin, scale=1.0):
-    """The reference's tail size: scipy eig's eigenvalues of the smaller Gram matrix of each (scaled) slice,
-    pooled, that are >= xmin. W: one matrix or a list of slices."""
-    import scipy.linalg
-
-    count = 0
-    for S in W if isinstance(W, list) else [W]:
-        S = (S * np.float64(scale)).astype(float)
-        X = S @ S.T if S.shape[0] <= S.shape[1] else S.T @ S
-        count += int((scipy.linalg.eig(X)[0].real >= xmin).sum())
-    return count
-
-
 def test_vectors_parity():
     m = _model()
     ref, ours = _reference(m, vectors=True), htsr.WeightWatcher(m).analyze(vectors=True)
@@ -88,7 +77,7 @@ def test_vectors_parity():
         if row["layer_type"] == "conv2d":
             continue
         W = htsr.get_Weights(m, int(row["layer_id"]))[0].astype(np.float64)
-        tail = _reference_tail_count(W, ref.loc[i, "xmin"])
+        tail = reference_vector_tail(W, ref.loc[i, "xmin"])
         core = htsr.core.eigenvector_metrics([W], 1.0, tail)  # the reference's split
         for c in vector_cols:
             np.testing.assert_allclose(core[c], ref.loc[i, c], rtol=1e-9, err_msg=f"{row['longname']} {c}")
@@ -110,7 +99,7 @@ def test_vectors_parity_conv2d():
         assert row["layer_type"] == "conv2d"
         W = m[i].weight.detach().numpy()
         slices = [np.ascontiguousarray(W[:, :, a, b]) for a in range(W.shape[2]) for b in range(W.shape[3])]
-        tail = _reference_tail_count(slices, ref.loc[i, "xmin"], np.sqrt(0.5))
+        tail = reference_vector_tail(slices, ref.loc[i, "xmin"], np.sqrt(0.5))
         core = htsr.core.eigenvector_metrics(slices, float(np.sqrt(0.5)), tail)  # the reference's split
         for c in vector_cols:
             np.testing.assert_allclose(core[c], ref.loc[i, c], rtol=1e-9, err_msg=f"{row['longname']} {c}")
@@ -119,6 +108,21 @@ def test_vectors_parity_conv2d():
             for c in vector_cols:
                 np.testing.assert_allclose(row[c], ref.loc[i, c], rtol=1e-9, err_msg=f"{row['longname']} {c}")
     assert same_split >= 2  # the facade's own rows are compared, not only the core call
+
+
+def test_vectors_parity_square_layers():
+    """Square matrices: the reference takes the eigenvectors of W Wᵀ (rows), not Wᵀ W; the ESD is the same, the
+    vectors are not. Columns are scaled unevenly so the two sides differ."""
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Linear(30, 30), torch.nn.Conv2d(16, 16, 3), torch.nn.Embedding(40, 40))
+    with torch.no_grad():
+        for p in m.parameters():
+            if p.ndim >= 2:
+                shape = (1, -1) + (1,) * (p.ndim - 2)
+                p.mul_(torch.linspace(0.1, 3.0, p.shape[1]).reshape(shape))
+    ref, ours = _reference(m, vectors=True), htsr.WeightWatcher(m).analyze(vectors=True)
+    assert list(ref.columns) == list(ours.columns) and len(ours) == 3
+    assert assert_vectors_parity(m, ref, ours) >= 2
 
 
 def test_vector_statistics_match_reference_functions():
