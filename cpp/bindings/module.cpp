@@ -634,7 +634,7 @@ void bind_extras(py::module_& m) {
             return out;
         },
         py::arg("slices"), py::arg("scale") = 1.0, py::arg("tail_count") = 0,
-        "Eigenvectors of each slice's Gram matrix (scaled), pooled by eigenvalue; mean and variance of their "
+        "Eigenvectors of each slice's Gram matrix over its shorter side (scaled; W W^T when square), pooled by eigenvalue; mean and variance of their "
         "discrete entropy, localization ratio and participation ratio over the bulk and the top `tail_count` (the "
         "tail): columns bulk_mean_vec_entropy, bulk_var_vec_entropy, tail_mean_..., ..._loc_ratio, ..._part_ratio.");
 

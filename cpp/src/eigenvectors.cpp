@@ -7,6 +7,7 @@
 #include <numeric>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "convert.hpp"
@@ -135,7 +136,12 @@ VectorMetrics eigenvector_metrics(const LayerInput& layer, long long tail_count)
         double eval, stats[3];
     };
     std::vector<Vec> all;
-    for (const MatrixView& W : layer.slices) {
+    for (const MatrixView& slice : layer.slices) {
+        // The Gram matrix over the shorter side; for a square slice, over its rows (W Wᵀ) as the reference
+        // (the ESD is the same either way, the eigenvectors are not). gram_eigenvectors indexes by the
+        // columns when rows == cols, so a square slice goes in transposed.
+        MatrixView W = slice;
+        if (W.rows == W.cols) std::swap(W.row_stride, W.col_stride);
         std::vector<double> vectors;
         const std::vector<double> w = gram_eigenvectors(W, layer.scale, vectors);
         const std::int64_t m = W.short_side();

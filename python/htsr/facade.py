@@ -127,7 +127,7 @@ class WeightWatcher:
         reference); htsr.svd_edit.svd_smoothing returns a copy instead. See htsr.svd_edit for `method`."""
         if not pool:
             raise ValueError("SVDSmoothing: only pool=True is supported (as the reference)")
-        if fit != "PL":
+        if fit not in ("PL", "power_law"):  # the reference's two names of the power-law fit
             raise NotImplementedError(f"SVDSmoothing: fit={fit!r} is not supported by htsr")
         from .svd_edit import svd_smoothing
 

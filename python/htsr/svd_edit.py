@@ -2,10 +2,13 @@
 every analyzed layer's matrices are rebuilt from their SVD with some singular values set to zero (the
 truncated SVD runs in the core, exactly, in float64; the reference uses a randomized truncated SVD).
 
-- smoothing keeps the k largest singular values of each layer, k chosen by `method`:
-  'detX' (default): detX_num of the layer's ESD; 'lambda_min': num_pl_spikes (the power-law tail);
-  'mp' / 'rmt': num_spikes of the Marchenko-Pastur fit; 'auto': mp when alpha > 6, else detX;
-  'svd': int(percent · M · rf). k = 0 leaves the layer unchanged.
+- smoothing keeps the k largest singular values of each layer, k chosen by `method` (the reference's names;
+  case-insensitive): 'detX' (default): detX_num of the layer's ESD; 'alpha_min': num_pl_spikes (the power-law
+  tail); 'rmt': num_spikes of the Marchenko-Pastur fit; 'auto': rmt when alpha > 6, else detX;
+  'svd': int(percent · M · rf). k = 0 leaves the layer unchanged. Aliases 'lambda_min' = 'alpha_min' and
+  'mp' = 'rmt': the reference logs those two (and any other unknown name) as "Unknown Smoothing method ...,
+  stopping" and then smooths with the percent rule anyway; htsr applies the named rule and raises ValueError
+  on unknown names (a deliberate deviation).
 - sharpening removes the num_spikes largest singular values, num_spikes being the spikes of the MP fit of
   the layer's randomly permuted ESD (what survives a permutation: e.g. a large mean of the weights).
 - Conv2D layers: each kh·kw slice W[:, :, i, j] gets ceil(k / rf) (sharpening: ceil(-k / rf), so fewer spikes
@@ -26,7 +29,8 @@ from ._native import core
 from .analysis import analyze
 from .layer_access import _as_float
 
-SMOOTH_METHODS = ("detx", "lambda_min", "mp", "rmt", "auto", "svd")
+SMOOTH_METHODS = ("detx", "alpha_min", "rmt", "auto", "svd")
+_SMOOTH_ALIASES = {"lambda_min": "alpha_min", "mp": "rmt"}
 
 
 def _target(model, inplace: bool):
@@ -92,20 +96,22 @@ def svd_smoothing(model, percent: float = 0.8, layers=None, method: str = "detX"
     docstring for `method`). layers, start_ids, min_evals, max_evals, max_N select the layers as in analyze
     (the reference's defaults). inplace=True edits `model` itself."""
     key = str(method).lower()
+    key = _SMOOTH_ALIASES.get(key, key)
     if key not in SMOOTH_METHODS:
-        raise ValueError(f"SVDSmoothing: method must be one of {SMOOTH_METHODS}, got {method!r}")
+        raise ValueError(f"SVDSmoothing: method must be one of 'detX', 'alpha_min' (alias 'lambda_min'), 'rmt' "
+                         f"(alias 'mp'), 'auto', 'svd'; got {method!r}")
     if key == "svd" and not 0.0 <= percent <= 1.0:
         raise ValueError(f"SVDSmoothing: percent must be in [0, 1], got {percent!r}")
     target = _target(model, inplace)
     details = analyze(model, layers=layers, start_ids=start_ids, min_evals=min_evals, max_evals=max_evals,
-                      max_N=max_N, small_n="ks", detX=key in ("detx", "auto"), mp_fit=key in ("mp", "rmt", "auto"),
+                      max_N=max_N, small_n="ks", detX=key in ("detx", "auto"), mp_fit=key in ("rmt", "auto"),
                       progress=False, _exact_names=True, _float32_weights=True)
     details = details[details["status"] == "success"]
     if key == "detx":
         counts = list(details["detX_num"])
-    elif key == "lambda_min":
+    elif key == "alpha_min":
         counts = list(details["num_pl_spikes"])
-    elif key in ("mp", "rmt"):
+    elif key == "rmt":
         counts = list(details["num_spikes"])
     elif key == "auto":
         counts = [r["num_spikes"] if r["alpha"] > 6 else r["detX_num"] for _, r in details.iterrows()]

@@ -174,3 +174,48 @@ def _is_number(x) -> bool:
 
 def format_worst(worst: Mapping[str, float]) -> str:
     return ", ".join(f"{c}={v:.2g}" for c, v in sorted(worst.items(), key=lambda kv: -kv[1]))
+
+
+def reference_vector_tail(W, xmin, scale=1.0) -> int:
+    """The reference's tail size for vectors=True: scipy eig's eigenvalues of the smaller Gram matrix (rows
+    first when square) of each slice times `scale`, pooled, that are >= xmin (eig's rounding can put the
+    eigenvalue at xmin on either side). W: one matrix or a list of slices (htsr.get_Weights)."""
+    import scipy.linalg
+
+    count = 0
+    for S in W if isinstance(W, list) else [W]:
+        S = (S * np.float64(scale)).astype(float)
+        X = S @ S.T if S.shape[0] <= S.shape[1] else S.T @ S
+        count += int((scipy.linalg.eig(X)[0].real >= xmin).sum())
+    return count
+
+
+def assert_vectors_parity(model, theirs: pd.DataFrame, ours: pd.DataFrame, rtol: float = 1e-9,
+                          atol: float = 1e-12) -> int:
+    """vectors=True columns of both tables, row by row (same layer_ids in the same order): the core on the
+    reference's own bulk/tail split (reference_vector_tail) must match the reference within rtol; where that
+    split equals htsr's (num_pl_spikes), the facade's row must too. The split may differ by the one eigenvector
+    at xmin only. atol: entropies of very short eigenvectors sit at the 1e-10 histogram floor (and their
+    variance at ~1e-19), where only absolute differences mean anything. Returns the number of rows whose
+    split agreed."""
+    import htsr
+
+    assert theirs["layer_id"].tolist() == ours["layer_id"].tolist()
+    columns = [c for c in theirs.columns if c.startswith(("bulk_", "tail_"))]
+    assert len(columns) == 12 and all(c in ours.columns for c in columns)
+    same = 0
+    for (_, their_row), (_, our_row) in zip(theirs.iterrows(), ours.iterrows()):
+        slices = htsr.get_Weights(model, int(their_row["layer_id"]))
+        scale = math.sqrt(0.5) if their_row["layer_type"] == "conv2d" else 1.0  # conv2d_norm, pooled
+        tail = reference_vector_tail(slices, their_row["xmin"], scale)
+        assert tail in (our_row["num_pl_spikes"], our_row["num_pl_spikes"] - 1), their_row["longname"]
+        core = htsr.core.eigenvector_metrics([np.ascontiguousarray(s) for s in slices], scale, tail)
+        for c in columns:
+            np.testing.assert_allclose(core[c], their_row[c], rtol=rtol, atol=atol,
+                                       err_msg=f"{their_row['longname']} {c} (reference split)")
+        if tail == our_row["num_pl_spikes"]:
+            same += 1
+            for c in columns:
+                np.testing.assert_allclose(our_row[c], their_row[c], rtol=rtol, atol=atol,
+                                           err_msg=f"{their_row['longname']} {c}")
+    return same

@@ -20,6 +20,8 @@ torch = pytest.importorskip("torch")
 weightwatcher = pytest.importorskip("weightwatcher")
 import htsr  # noqa: E402
 
+from .helpers import assert_vectors_parity, reference_vector_tail  # noqa: E402
+
 pytestmark = pytest.mark.filterwarnings("ignore")
 logging.getLogger("weightwatcher").setLevel(logging.CRITICAL)
 
@@ -65,15 +67,6 @@ def test_detx_parity(make):
     assert (htsr.WeightWatcher(m).analyze(ERG=True)["detX_num"] == ours["detX_num"]).all()
 
 
-def _reference_tail_count(W, xmin):
-    """The reference's tail size: scipy eig's eigenvalues of the smaller Gram matrix that are >= xmin."""
-    import scipy.linalg
-
-    W = W.astype(float)
-    X = W @ W.T if W.shape[0] <= W.shape[1] else W.T @ W
-    return int((np.sort(scipy.linalg.eig(X)[0]) >= xmin).sum())
-
-
 def test_vectors_parity():
     m = _model()
     ref, ours = _reference(m, vectors=True), htsr.WeightWatcher(m).analyze(vectors=True)
@@ -84,13 +77,52 @@ def test_vectors_parity():
         if row["layer_type"] == "conv2d":
             continue
         W = htsr.get_Weights(m, int(row["layer_id"]))[0].astype(np.float64)
-        tail = _reference_tail_count(W, ref.loc[i, "xmin"])
+        tail = reference_vector_tail(W, ref.loc[i, "xmin"])
         core = htsr.core.eigenvector_metrics([W], 1.0, tail)  # the reference's split
         for c in vector_cols:
             np.testing.assert_allclose(core[c], ref.loc[i, c], rtol=1e-9, err_msg=f"{row['longname']} {c}")
         if tail == row["num_pl_spikes"]:  # same split: the facade's row agrees too
             for c in vector_cols:
                 np.testing.assert_allclose(row[c], ref.loc[i, c], rtol=1e-9)
+
+
+def test_vectors_parity_conv2d():
+    """Pooled Conv2D: eigenvectors of every kh x kw slice's Gram matrix (slices scaled by sqrt(1/2), as the
+    reference's conv2d_norm), pooled by eigenvalue, split at the fit's xmin."""
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Conv2d(8, 16, 3), torch.nn.Conv2d(16, 24, 2), torch.nn.Conv2d(12, 20, (1, 3)))
+    ref, ours = _reference(m, vectors=True), htsr.WeightWatcher(m).analyze(vectors=True)
+    assert list(ref.columns) == list(ours.columns) and len(ours) == 3
+    vector_cols = [c for c in ref.columns if c.startswith(("bulk_", "tail_"))]
+    same_split = 0
+    for i, row in ours.iterrows():
+        assert row["layer_type"] == "conv2d"
+        W = m[i].weight.detach().numpy()
+        slices = [np.ascontiguousarray(W[:, :, a, b]) for a in range(W.shape[2]) for b in range(W.shape[3])]
+        tail = reference_vector_tail(slices, ref.loc[i, "xmin"], np.sqrt(0.5))
+        core = htsr.core.eigenvector_metrics(slices, float(np.sqrt(0.5)), tail)  # the reference's split
+        for c in vector_cols:
+            np.testing.assert_allclose(core[c], ref.loc[i, c], rtol=1e-9, err_msg=f"{row['longname']} {c}")
+        if tail == row["num_pl_spikes"]:
+            same_split += 1
+            for c in vector_cols:
+                np.testing.assert_allclose(row[c], ref.loc[i, c], rtol=1e-9, err_msg=f"{row['longname']} {c}")
+    assert same_split >= 2  # the facade's own rows are compared, not only the core call
+
+
+def test_vectors_parity_square_layers():
+    """Square matrices: the reference takes the eigenvectors of W Wᵀ (rows), not Wᵀ W; the ESD is the same, the
+    vectors are not. Columns are scaled unevenly so the two sides differ."""
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Linear(30, 30), torch.nn.Conv2d(16, 16, 3), torch.nn.Embedding(40, 40))
+    with torch.no_grad():
+        for p in m.parameters():
+            if p.ndim >= 2:
+                shape = (1, -1) + (1,) * (p.ndim - 2)
+                p.mul_(torch.linspace(0.1, 3.0, p.shape[1]).reshape(shape))
+    ref, ours = _reference(m, vectors=True), htsr.WeightWatcher(m).analyze(vectors=True)
+    assert list(ref.columns) == list(ours.columns) and len(ours) == 3
+    assert assert_vectors_parity(m, ref, ours) >= 2
 
 
 def test_vector_statistics_match_reference_functions():
@@ -196,29 +228,69 @@ def test_distances_bad_input():
         htsr.distances(a, a, method="cosine")
 
 
-def _smoothable_model():
+def _smoothable_model(shift=False):
     torch.manual_seed(5)
-    return torch.nn.Sequential(torch.nn.Linear(20, 12), torch.nn.Conv2d(6, 8, 2), torch.nn.Linear(16, 10))
+    m = torch.nn.Sequential(torch.nn.Linear(20, 12), torch.nn.Conv2d(6, 8, 2), torch.nn.Linear(16, 10))
+    if shift:  # rank-one means: MP spikes for method='rmt'
+        with torch.no_grad():
+            m[0].weight.add_(0.4)
+            m[1].weight.add_(0.3)
+    return m
 
 
-@pytest.mark.parametrize("method", ["detX", "svd"])
-def test_svd_smoothing_parity(method):
-    m = _smoothable_model()
-    ref_model, our_model = copy.deepcopy(m), copy.deepcopy(m)
+def _auto_model():
+    """Layer 0: alpha ~ 2.0, auto keeps detX_num = 10 of 12; layer 1: alpha ~ 10.1, auto keeps num_spikes = 0 (so
+    leaves it unchanged) where detX would keep 26: both branches of method='auto'. (Small M or k = 0 keep the
+    reference's randomized TruncatedSVD exact.)"""
+    torch.manual_seed(1)
+    return torch.nn.Sequential(torch.nn.Linear(20, 12), torch.nn.Linear(30, 100))
+
+
+def _reference_smoothing(model, **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        weightwatcher.WeightWatcher(model=ref_model).SVDSmoothing(method=method, percent=0.5)
-    returned = htsr.WeightWatcher(our_model).SVDSmoothing(method=method, percent=0.5)
-    assert returned is our_model  # in place, as the reference
+        weightwatcher.WeightWatcher(model=model).SVDSmoothing(**kw)
+    return model
+
+
+def _assert_same_weights(ours, ref, orig):
     changed = 0
-    for (n, p_ref), p_ours, p_orig in zip(ref_model.named_parameters(), our_model.parameters(), m.parameters()):
+    for (n, p_ref), p_ours, p_orig in zip(ref.named_parameters(), ours.parameters(), orig.parameters()):
         np.testing.assert_allclose(p_ours.detach().numpy(), p_ref.detach().numpy(), atol=1e-5, err_msg=n)
         changed += not torch.equal(p_ours, p_orig)
     assert changed >= 1
+
+
+@pytest.mark.parametrize("method,make", [("detX", _smoothable_model), ("svd", _smoothable_model),
+                                         ("alpha_min", _smoothable_model),
+                                         ("rmt", lambda: _smoothable_model(shift=True)), ("auto", _auto_model)])
+def test_svd_smoothing_parity(method, make):
+    m = make()
+    ref_model = _reference_smoothing(copy.deepcopy(m), method=method, percent=0.5)
+    our_model = copy.deepcopy(m)
+    returned = htsr.WeightWatcher(our_model).SVDSmoothing(method=method, percent=0.5)
+    assert returned is our_model  # in place, as the reference
+    _assert_same_weights(our_model, ref_model, m)
     copy_out = htsr.svd_smoothing(m, method=method, percent=0.5)
-    assert copy_out is not m and torch.equal(m[0].weight, _smoothable_model()[0].weight)  # input untouched
+    assert copy_out is not m and torch.equal(m[0].weight, make()[0].weight)  # input untouched
     state = htsr.svd_smoothing({k: v.clone() for k, v in m.state_dict().items()}, method=method, percent=0.5)
     np.testing.assert_allclose(state["0.weight"].numpy(), copy_out[0].weight.detach().numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("alias,name", [("lambda_min", "alpha_min"), ("mp", "rmt")])
+def test_svd_smoothing_alias_deviation(alias, name):
+    """Deliberate deviation: the reference logs 'lambda_min' and 'mp' as unknown smoothing methods and then
+    smooths with the percent rule (its 'svd'); htsr applies the rule the alias names."""
+    m = _smoothable_model(shift=True)
+    ref_alias = _reference_smoothing(copy.deepcopy(m), method=alias, percent=0.5)
+    ref_svd = _reference_smoothing(copy.deepcopy(m), method="svd", percent=0.5)
+    for p_alias, p_svd in zip(ref_alias.parameters(), ref_svd.parameters()):
+        np.testing.assert_allclose(p_alias.detach().numpy(), p_svd.detach().numpy(), atol=1e-5)
+    ref_named = _reference_smoothing(copy.deepcopy(m), method=name, percent=0.5)
+    ours = htsr.WeightWatcher(copy.deepcopy(m)).SVDSmoothing(method=alias, percent=0.5)
+    _assert_same_weights(ours, ref_named, m)
+    with pytest.raises(ValueError, match="alpha_min"):
+        htsr.svd_smoothing(m, method="lambda")
 
 
 def test_svd_sharpness_removes_a_mean_spike():

@@ -26,7 +26,7 @@ struct VectorMetrics {
     double values[3][4];
 };
 
-// Eigenvectors of every slice's M x M Gram matrix (scaled by `scale`), pooled and ordered by eigenvalue;
+// Eigenvectors of every slice's M x M Gram matrix (scaled by `scale`; W Wᵀ when square), pooled by eigenvalue;
 // the `tail_count` with the largest eigenvalues form the tail, the rest the bulk.
 VectorMetrics eigenvector_metrics(const LayerInput& layer, long long tail_count);
 
