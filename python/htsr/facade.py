@@ -127,12 +127,10 @@ class WeightWatcher:
         reference); htsr.svd_edit.svd_smoothing returns a copy instead. See htsr.svd_edit for `method`."""
         if not pool:
             raise ValueError("SVDSmoothing: only pool=True is supported (as the reference)")
-        if fit not in ("PL", "power_law"):  # the reference's two names of the power-law fit
-            raise NotImplementedError(f"SVDSmoothing: fit={fit!r} is not supported by htsr")
         from .svd_edit import svd_smoothing
 
         return svd_smoothing(self._model(model), percent=percent, layers=layers, method=method, start_ids=start_ids,
-                             inplace=True)
+                             inplace=True, fit=fit)
 
     def SVDSharpness(self, model=None, pool=True, layers=[], plot=False, start_ids=0):
         """Removes each layer's spikes that survive a random permutation, IN PLACE, and returns the model (the

@@ -91,10 +91,11 @@ def _rebuild(model, rows, counts, sign: int) -> None:
 
 def svd_smoothing(model, percent: float = 0.8, layers=None, method: str = "detX", start_ids: int = 0,
                   inplace: bool = False, min_evals: int = 8, max_evals: Optional[int] = 15000,
-                  max_N: Optional[int] = 50000):
+                  max_N: Optional[int] = 50000, fit: str = "PL"):
     """Returns `model` with each analyzed layer's weights replaced by their truncated SVD (see the module
     docstring for `method`). layers, start_ids, min_evals, max_evals, max_N select the layers as in analyze
-    (the reference's defaults). inplace=True edits `model` itself."""
+    (the reference's defaults). fit ('PL', 'TPL', 'E_TPL') is the tail fit whose num_pl_spikes method
+    'alpha_min' keeps. inplace=True edits `model` itself."""
     key = str(method).lower()
     key = _SMOOTH_ALIASES.get(key, key)
     if key not in SMOOTH_METHODS:
@@ -102,8 +103,11 @@ def svd_smoothing(model, percent: float = 0.8, layers=None, method: str = "detX"
                          f"(alias 'mp'), 'auto', 'svd'; got {method!r}")
     if key == "svd" and not 0.0 <= percent <= 1.0:
         raise ValueError(f"SVDSmoothing: percent must be in [0, 1], got {percent!r}")
+    fit = "PL" if fit == "power_law" else fit
+    if fit not in ("PL", "TPL", "E_TPL"):
+        raise ValueError(f"SVDSmoothing: fit must be 'PL', 'TPL' or 'E_TPL', got {fit!r}")
     target = _target(model, inplace)
-    details = analyze(model, layers=layers, start_ids=start_ids, min_evals=min_evals, max_evals=max_evals,
+    details = analyze(model, fit=fit if key == "alpha_min" else "PL", layers=layers, start_ids=start_ids, min_evals=min_evals, max_evals=max_evals,
                       max_N=max_N, small_n="ks", detX=key in ("detx", "auto"), mp_fit=key in ("rmt", "auto"),
                       progress=False, _exact_names=True, _float32_weights=True)
     details = details[details["status"] == "success"]

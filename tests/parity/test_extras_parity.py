@@ -318,3 +318,22 @@ def test_deltas_figures(tmp_path):
     htsr.WeightWatcher(m).analyze(layers=[1], plot=True, deltas=True, savefig=str(tmp_path))
     assert (tmp_path / "ww.layer1.deltaEs.png").stat().st_size > 0
     assert (tmp_path / "ww.layer1.level-stats.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("fit", ["TPL", "E_TPL"])
+def test_svd_smoothing_alpha_min_keeps_the_tail_of_the_chosen_fit(fit):
+    """method='alpha_min' keeps num_pl_spikes of the fit asked for (the reference cannot fit TPL with
+    powerlaw 2.0, see README): the smoothed Linear layer's rank equals the TPL row's num_pl_spikes."""
+    torch.manual_seed(2)
+    m = torch.nn.Sequential(torch.nn.Linear(80, 50))
+    with torch.no_grad():  # heavy-tailed entries: the TPL tail (38 values) differs from the PL tail (23)
+        m[0].weight.copy_(torch.distributions.StudentT(2.0).sample((50, 80)) * 0.05)
+    row = htsr.analyze(m, fit=fit, small_n="ks", _float32_weights=True).iloc[0]
+    pl_row = htsr.analyze(m, small_n="ks", _float32_weights=True).iloc[0]
+    smoothed = htsr.svd_smoothing(m, method="alpha_min", fit=fit)
+    rank = np.linalg.matrix_rank(smoothed[0].weight.detach().double().numpy(), tol=1e-4)
+    assert row["status"] == "success" and 0 < row["num_pl_spikes"] < 50
+    assert row["num_pl_spikes"] != pl_row["num_pl_spikes"]
+    assert rank == row["num_pl_spikes"]
+    with pytest.raises(ValueError, match="fit must be"):
+        htsr.svd_smoothing(m, method="alpha_min", fit="lognormal")
