@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
-from typing import Dict, Iterable, Iterator, List, Optional
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
@@ -117,6 +117,20 @@ def selected_entries(model, layers, opts: Options, start_ids: int, exact_names: 
         if entry.layer_type in ANALYZABLE_TYPES or entry.layer_type == "unknown":
             if selection.keeps(entry):
                 yield entry
+
+
+def sized_entries(model, layers, opts: Options, start_ids: int, exact_names: bool,
+                  **source_options) -> Iterator[Tuple[LayerEntry, int, int, int]]:
+    """(entry, N, M, rf) of the selected layers that are valid and pass the size filters; the others are
+    skipped silently (describe, get_ESD and distances list layers, they do not report failures)."""
+    for entry in selected_entries(model, layers, opts, start_ids, exact_names, **source_options):
+        try:
+            validate(entry)
+            N, M, rf = matrix_dims(entry)
+        except LayerError:
+            continue
+        if not size_filter_reason(N, M, rf, opts):
+            yield entry, N, M, rf
 
 
 def plan_entries(entries: Iterable[LayerEntry], opts: Options, rows: List[Dict]) -> Iterator[LayerPlan]:
@@ -400,14 +414,7 @@ def describe(model, *, layers=None, min_evals: int = 8, max_evals: Optional[int]
     Q, rf, num_evals, dtype."""
     opts = Options(min_evals=min_evals, max_evals=max_evals, max_N=max_N, conv2d_norm=conv2d_norm)
     rows = []
-    for entry in selected_entries(model, layers, opts, start_ids, _exact_names):
-        try:
-            validate(entry)
-            N, M, rf = matrix_dims(entry)
-        except LayerError:
-            continue
-        if size_filter_reason(N, M, rf, opts):
-            continue
+    for entry, N, M, rf in sized_entries(model, layers, opts, start_ids, _exact_names):
         rows.append({"layer_id": entry.layer_id, "name": entry.name, "longname": entry.longname,
                      "layer_type": entry.layer_type, "N": N, "M": M, "Q": N / M, "rf": rf,
                      "num_evals": M * rf, "dtype": entry.dtype})

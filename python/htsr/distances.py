@@ -9,10 +9,9 @@ from typing import Optional, Tuple
 import numpy as np
 import pandas as pd
 
-from .analysis import Options, selected_entries, size_filter_reason
-from .errors import LayerError
+from .analysis import Options, sized_entries
 from .layer_access import _as_float
-from .layers import CONV2D, matrix_dims, plan_layer, validate
+from .layers import plan_layer
 
 METHODS = ("raw", "euclidean", "cka")
 COLUMNS = ["method", "name", "delta_W", "delta_b", "M", "N", "b_shape", "longname"]
@@ -20,16 +19,7 @@ COLUMNS = ["method", "name", "delta_W", "delta_b", "M", "N", "b_shape", "longnam
 
 def _layers(model, layers, min_evals, max_evals, max_N, start_ids, source_options):
     opts = Options(min_evals=min_evals, max_evals=max_evals, max_N=max_N)
-    out = []
-    for entry in selected_entries(model, layers, opts, start_ids, True, **source_options):
-        try:
-            validate(entry)
-            N, M, rf = matrix_dims(entry)
-        except LayerError:
-            continue
-        if not size_filter_reason(N, M, rf, opts):
-            out.append(entry)
-    return out
+    return [entry for entry, *_ in sized_entries(model, layers, opts, start_ids, True, **source_options)]
 
 
 def _matrices(entry):

@@ -7,9 +7,8 @@ from typing import List, Optional
 
 import numpy as np
 
-from .analysis import Options, analyze, selected_entries, size_filter_reason
-from .errors import LayerError
-from .layers import CONV2D, LayerEntry, matrix_dims, plan_layer, validate
+from .analysis import Options, analyze, sized_entries
+from .layers import CONV2D, LayerEntry, plan_layer
 
 
 def find_layer(model, layer, *, min_evals: int = 8, max_evals: Optional[int] = None, max_N: Optional[int] = None,
@@ -20,14 +19,7 @@ def find_layer(model, layer, *, min_evals: int = 8, max_evals: Optional[int] = N
         raise ValueError(f"layer must be a layer id (int) or a layer name (str), got {layer!r}")
     opts = Options(min_evals=min_evals, max_evals=max_evals, max_N=max_N)
     candidates = []
-    for entry in selected_entries(model, None, opts, start_ids, False, **source_options):
-        try:
-            validate(entry)
-            N, M, rf = matrix_dims(entry)
-        except LayerError:
-            continue
-        if size_filter_reason(N, M, rf, opts):
-            continue
+    for entry, *_ in sized_entries(model, None, opts, start_ids, False, **source_options):
         if (entry.layer_id == layer) if isinstance(layer, numbers.Integral) else layer in (entry.name, entry.longname):
             return entry
         candidates.append(entry)

@@ -11,7 +11,7 @@ import datetime
 import html
 import math
 import os
-from typing import Dict, Iterable, List, Optional
+from typing import Iterable, List, Optional
 
 import numpy as np
 import pandas as pd

@@ -1,9 +1,8 @@
 """The details table (spec §5): row builders, column order, and the summary."""
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Dict, List
 
-import numpy as np
 import pandas as pd
 
 from .errors import LayerError

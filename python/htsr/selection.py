@@ -4,7 +4,7 @@ from __future__ import annotations
 import numbers
 import re
 from dataclasses import dataclass
-from typing import Iterable, List, Optional, Sequence
+from typing import List
 
 from .layers import ANALYZABLE_TYPES, LayerEntry
 

@@ -4,7 +4,6 @@ is a weight; Keras kernel layouts are turned into views in the spec's layout (Co
 (out, in, kh, kw), Conv1D (k, in, out) -> (out, in, k)). One dataset is read at a time."""
 from __future__ import annotations
 
-import os
 import zipfile
 from typing import Iterator, List, Tuple
 
