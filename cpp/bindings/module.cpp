@@ -395,7 +395,7 @@ PYBIND11_MODULE(_core, m) {
             const XminRange r = xmin_peak_range(v, xmin_max);
             return py::make_tuple(r.lo, r.hi);
         },
-        py::arg("values"), py::arg("xmin_max") = 0.0, "fix_fingers='xmin_peak': the [lo, hi) range of xmin.");
+        py::arg("values"), py::arg("xmin_max") = 0.0, "fix_fingers='xmin_peak': the (lo, hi) range of xmin (candidates: tpl.hpp, tail_fit.cpp).");
 
     m.def(
         "layer_metrics",
