@@ -257,6 +257,13 @@ void set_tail_options(PowerLawOptions& o, const std::string& fit, const std::str
     o.finger_thresh = finger_thresh;
 }
 
+// tpl_rules: 'powerlaw1' (what weightwatcher 0.7.7 produces, with powerlaw 1.x) | 'powerlaw2' (powerlaw 2.0).
+TPLRules parse_tpl_rules(const std::string& rules) {
+    if (rules == "powerlaw1") return TPLRules::Powerlaw1;
+    if (rules == "powerlaw2") return TPLRules::Powerlaw2;
+    throw std::invalid_argument("tpl_rules must be 'powerlaw1' or 'powerlaw2', got '" + rules + "'");
+}
+
 PowerLawOptions power_law_options(int xmax, const std::string& small_n, bool candidates, double evals_thresh) {
     PowerLawOptions o;
     o.xmax_clip = xmax;
@@ -326,10 +333,12 @@ PYBIND11_MODULE(_core, m) {
         "fit_power_law",
         [](const py::array_t<double, py::array::c_style | py::array::forcecast>& evals, int xmax,
            const std::string& small_n, bool candidates, double evals_thresh, const std::string& fit_kind,
-           const std::string& fix_fingers, double xmin_max, int max_fingers, double finger_thresh) {
+           const std::string& fix_fingers, double xmin_max, int max_fingers, double finger_thresh,
+           const std::string& tpl_rules) {
             std::vector<double> v = to_sorted_evals(evals);
             PowerLawOptions opts = power_law_options(xmax, small_n, candidates, evals_thresh);
             set_tail_options(opts, fit_kind, fix_fingers, xmin_max, max_fingers, finger_thresh);
+            opts.tpl_rules = parse_tpl_rules(tpl_rules);
             PowerLawFit fit;
             {
                 py::gil_scoped_release release;
@@ -342,18 +351,21 @@ PYBIND11_MODULE(_core, m) {
         py::arg("evals"), py::arg("xmax") = 0, py::arg("small_n") = "penalized", py::arg("candidates") = false,
         py::arg("evals_thresh") = 1e-5, py::arg("fit") = "PL", py::arg("fix_fingers") = "",
         py::arg("xmin_max") = 0.0, py::arg("max_fingers") = 10, py::arg("finger_thresh") = 1.0,
+        py::arg("tpl_rules") = "powerlaw1",
         "Power-law fit of ascending eigenvalues over every xmin candidate (spec §3); fit='TPL'/'E_TPL' fits "
-        "the truncated power law (adds Lambda), fix_fingers='xmin_peak'/'clip_xmax' as weightwatcher.");
+        "the truncated power law (adds Lambda), fix_fingers='xmin_peak'/'clip_xmax' as weightwatcher. "
+        "tpl_rules: 'powerlaw1' (weightwatcher 0.7.7 with powerlaw 1.x, the default) or 'powerlaw2' (the "
+        "powerlaw 2.0 package called directly).");
 
     m.def("upper_incomplete_gamma", &upper_incomplete_gamma, py::arg("s"), py::arg("z"),
           "Gamma(s, z) for real s <= 1 and z > 0 (the truncated power law's normalization).");
 
     m.def(
         "fit_tpl_at",
-        [](const py::array_t<double, py::array::c_style | py::array::forcecast>& tail) {
+        [](const py::array_t<double, py::array::c_style | py::array::forcecast>& tail, const std::string& tpl_rules) {
             const std::vector<double> v = to_sorted_evals(tail);
             if (v.size() < 2) throw std::invalid_argument("the tail needs at least 2 values");
-            const TPLCandidate c = fit_tpl_at(v.data(), static_cast<std::int64_t>(v.size()));
+            const TPLCandidate c = fit_tpl_at(v.data(), static_cast<std::int64_t>(v.size()), parse_tpl_rules(tpl_rules));
             py::dict d;
             d["alpha"] = c.alpha;
             d["Lambda"] = c.Lambda;
@@ -362,17 +374,17 @@ PYBIND11_MODULE(_core, m) {
             d["evaluations"] = c.evaluations;
             return d;
         },
-        py::arg("tail"), "Truncated power-law MLE with xmin = tail[0] (ascending tail), the reference's optimizer rules.");
+        py::arg("tail"), py::arg("tpl_rules") = "powerlaw1", "Truncated power-law MLE with xmin = tail[0] (ascending tail), the reference's optimizer rules.");
 
     m.def(
         "tpl_ks_distance",
         [](const py::array_t<double, py::array::c_style | py::array::forcecast>& data, std::int64_t i, double alpha,
-           double Lambda) {
+           double Lambda, const std::string& tpl_rules) {
             const std::vector<double> v = to_sorted_evals(data);
             if (i < 0 || i >= static_cast<std::int64_t>(v.size())) throw std::invalid_argument("xmin index out of range");
-            return tpl_ks_distance(v, i, alpha, Lambda, std::numeric_limits<double>::infinity());
+            return tpl_ks_distance(v, i, alpha, Lambda, parse_tpl_rules(tpl_rules), std::numeric_limits<double>::infinity());
         },
-        py::arg("data"), py::arg("i"), py::arg("alpha"), py::arg("Lambda"),
+        py::arg("data"), py::arg("i"), py::arg("alpha"), py::arg("Lambda"), py::arg("tpl_rules") = "powerlaw1",
         "KS distance of a truncated power law fitted at data[i] (the powerlaw package's convention).");
 
     m.def(
@@ -383,7 +395,7 @@ PYBIND11_MODULE(_core, m) {
             const XminRange r = xmin_peak_range(v, xmin_max);
             return py::make_tuple(r.lo, r.hi);
         },
-        py::arg("values"), py::arg("xmin_max") = 0.0, "fix_fingers='xmin_peak': the [lo, hi) range of xmin.");
+        py::arg("values"), py::arg("xmin_max") = 0.0, "fix_fingers='xmin_peak': the (lo, hi) range of xmin (candidates: tpl.hpp, tail_fit.cpp).");
 
     m.def(
         "layer_metrics",

@@ -61,10 +61,10 @@ PowerLawFit fit_tpl(const std::vector<double>& evals, const PowerLawOptions& opt
     const auto stop = evals.begin() + static_cast<std::ptrdiff_t>(end);
     const std::vector<double> values(std::upper_bound(evals.begin(), stop, options.evals_thresh), stop);
     if (values.empty()) return failed_fit("no eigenvalue above the threshold: nothing to fit");
-    // The package's default xmin range is [min, max): the largest value is never a candidate.
+    // The package's default xmin range runs from the smallest to the largest value.
     XminRange range{values.front(), values.back()};
     if (options.fix_fingers == FixFingers::XminPeak) range = xmin_peak_range(values, options.xmin_max);
-    const TPLFit t = fit_truncated_power_law(values, range.lo, range.hi);
+    const TPLFit t = fit_truncated_power_law(values, range.lo, range.hi, options.tpl_rules);
     if (!t.ok) return failed_fit(t.message);
     PowerLawFit fit;
     fit.alpha = t.alpha;
@@ -157,7 +157,11 @@ PowerLawFit fit_power_law(const std::vector<double>& evals, const PowerLawOption
         const std::vector<double> values(std::upper_bound(evals.begin(), stop, options.evals_thresh), stop);
         if (values.empty()) return failed_fit("no eigenvalue above the threshold: no ESD peak for xmin_peak");
         const XminRange range = xmin_peak_range(values, options.xmin_max);
-        return fit_plain_power_law(evals, options, range.lo, range.hi);
+        // weightwatcher runs this through powerlaw 1.x (the only version with which it works): candidates are
+        // the distinct values in [lo, hi] but the largest of them, i.e. the values in [lo, top).
+        const auto top = std::upper_bound(values.begin(), values.end(), range.hi);
+        if (top == values.begin() || *(top - 1) < range.lo) return failed_fit("no xmin candidate in the xmin_peak range");
+        return fit_plain_power_law(evals, options, range.lo, *(top - 1));
     }
     return fit_plain_power_law(evals, options, -kInf, kInf);
 }

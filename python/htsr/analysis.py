@@ -269,11 +269,11 @@ def analyze(
     conv2d_norm : scale Conv2D slices by sqrt(1/2) (compatible).
     xmax : drop this many of the largest eigenvalues before fitting.
     fit : 'PL' (power law, default); 'TPL': truncated power law x^-alpha e^(-Lambda x), maximum likelihood of
-        (alpha, Lambda) at every xmin candidate, xmin by the KS distance (as weightwatcher 0.7.7 asks of the
-        `powerlaw` package): column Lambda, alpha is the TPL exponent, sigma and xmax are NaN; 'E_TPL': TPL
-        with fix_fingers='xmin_peak'.
+        (alpha, Lambda) at every xmin candidate, xmin by the KS distance (as weightwatcher 0.7.7 computes it
+        with the `powerlaw` package 1.x: alpha > 1, Lambda > 0): column Lambda, alpha is the TPL exponent,
+        sigma and xmax are NaN; 'E_TPL': TPL with fix_fingers='xmin_peak'.
     fix_fingers : None; 'xmin_peak': xmin only from a range around the peak of the log10 ESD histogram
-        (upper end xmin_max, default 1.5 x the peak); 'clip_xmax': refit without the 2..max_fingers-1
+        (upper end xmin_max, default 1.5 x the peak; its largest value is not tried, as powerlaw 1.x); 'clip_xmax': refit without the 2..max_fingers-1
         largest eigenvalues until alpha drops by more than finger_thresh: columns num_fingers (clipped
         values counted as the reference does, 0: none) and raw_alpha (alpha before clipping).
     xmin_max, max_fingers, finger_thresh : fix_fingers parameters (reference names and defaults).

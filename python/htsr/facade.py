@@ -60,8 +60,8 @@ class WeightWatcher:
         numpy's global RandomState, as the reference) and deltas (figures only, with plot=True): see
         htsr.analyze.
         fit='TPL'/'E_TPL' (column Lambda) and fix_fingers='xmin_peak'/'clip_xmax' (clip_xmax: columns
-        num_fingers, raw_alpha) as the reference defines them; unlike weightwatcher 0.7.7 with powerlaw 2.0,
-        which fails every layer for TPL, E_TPL and xmin_peak, these give fitted rows (README, Reference)."""
+        num_fingers, raw_alpha): the numbers weightwatcher 0.7.7 gives with pl_package='powerlaw' and powerlaw
+        1.x, whatever pl_package says (with powerlaw 2.0 the reference fails every such layer; README)."""
         plot, savefig = unsupported.pop("plot", False), unsupported.pop("savefig", "ww-img")
         _refuse(unsupported)
         if isinstance(xmax, (int, np.integer)) and not isinstance(xmax, bool):

@@ -3,8 +3,9 @@
 clip_xmax: the facade against weightwatcher 0.7.7 row by row (alpha, xmin, xmax, D, sigma, raw_alpha within
 1e-9 relative, num_fingers and num_pl_spikes exactly). TPL / E_TPL / xmin_peak: weightwatcher 0.7.7 with
 powerlaw 2.0 fails every layer (it passes powerlaw.Fit a `distribution=` keyword that 2.0 rejects, or a range to
-its own fitter), so the numbers are checked in tests/core/test_tpl.py against the package directly; here we
-check the wiring, the columns and the per-layer failure handling."""
+its own fitter); their numbers are checked against weightwatcher 0.7.7 + powerlaw 1.5 in
+test_tpl_reference_parity.py (recorded fixture, live where powerlaw 1.x is installed) and against the package
+directly in tests/core/test_tpl.py; here we check the wiring, the columns and the per-layer failure handling."""
 from __future__ import annotations
 
 import logging

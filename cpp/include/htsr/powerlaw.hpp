@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "htsr/tpl.hpp"
+
 namespace htsr {
 
 // How the small-N variant (fewer than 20 values, spec §3.2) picks xmin.
@@ -29,6 +31,7 @@ struct PowerLawOptions {
     FixFingers fix_fingers = FixFingers::None;
     double xmin_max = 0.0;             // XminPeak upper bound; <= 0: 1.5 x the histogram peak
     int max_fingers = 10;              // ClipXmax: clip at most max_fingers - 1 values
+    TPLRules tpl_rules = TPLRules::Powerlaw1;  // TruncatedPowerLaw: whose rules (tpl.hpp)
     double finger_thresh = 1.0;        // ClipXmax: alpha drop that marks the fingers
 };
 
