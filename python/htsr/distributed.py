@@ -24,7 +24,7 @@ from .analysis import Options, analyze, selected_entries, size_filter_reason
 from .errors import HTSRError, LayerError, SourceError
 from .layers import ITEMSIZE, LayerEntry, matrix_dims, validate
 from .results import failed_row, make_table
-from .resume import (BOOL_COLUMNS, RUN_COLUMNS, ResumeError, check_out_path, read_table, tensor_fingerprint,
+from .resume import (BOOL_COLUMNS, RUN_COLUMNS, check_fingerprint, check_out_path, read_previous_run, read_table,
                      write_table)
 
 CHUNK_BYTES = 1 << 30  # weights per task: big enough to amortize a task, small enough to retry cheaply
@@ -247,26 +247,14 @@ class ManyRecorder:
             self._load()
 
     def _load(self) -> None:
-        try:
-            table = read_table(self.path)
-        except Exception as e:  # noqa: BLE001 - any unreadable file
-            raise ResumeError(f"cannot resume from {self.path}: unreadable ({type(e).__name__}: {e})") from None
-        if not len(table):
+        table = read_previous_run(self.path, ["model", "layer_id", "longname"], "analyze_many(out=...)",
+                                  self.options_json)
+        if table is None:
             return
-        missing = [c for c in ["model", "layer_id", "longname"] + RUN_COLUMNS if c not in table]
-        if missing:
-            raise ResumeError(f"cannot resume from {self.path}: it was not written by analyze_many(out=...) "
-                              f"(no column {', '.join(missing)})")
         table["model"] = table["model"].astype(str)
         for col in BOOL_COLUMNS:  # a failed row's missing flag: NaN, as in a fresh table (files give None)
             if col in table:
                 table[col] = table[col].astype(object).where(table[col].notna(), np.nan)
-        if set(table["run_options"]) != {self.options_json}:
-            old, new = json.loads(sorted(set(table["run_options"]))[0]), json.loads(self.options_json)
-            diff = [f"{k}: {old.get(k)!r} in the file, {new.get(k)!r} now" for k in sorted(set(old) | set(new))
-                    if old.get(k) != new.get(k)]
-            raise ResumeError(f"cannot resume from {self.path}: it was written with other options "
-                              f"({'; '.join(diff) or 'several option sets'}); use the same options or another out file")
         table = table[table["model"].isin(self.labels)]  # rows of sources not given now are left out
         self.previous = table.reset_index(drop=True)
         for model, layer_id, longname, fp in zip(table["model"], table["layer_id"], table["longname"],
@@ -281,18 +269,7 @@ class ManyRecorder:
                 self.redo.add((label, group[0].layer_id))
             return False
         for entry, key in zip(group, keys):
-            recorded = self.done[key]
-            if not recorded:
-                continue  # it could not be read last time: nothing to compare
-            try:
-                current = tensor_fingerprint(entry.longname, entry.load())
-            except Exception as e:  # noqa: BLE001
-                raise ResumeError(f"cannot resume from {self.path}: model '{label}', layer '{entry.longname}' "
-                                  f"(id {entry.layer_id}) was analyzed before but cannot be read now ({e})") from None
-            if current != recorded:
-                raise ResumeError(f"cannot resume from {self.path}: the weights of model '{label}', layer "
-                                  f"'{entry.longname}' (id {entry.layer_id}) changed since it was analyzed; start "
-                                  "a new run or remove the file")
+            check_fingerprint(self.path, entry, self.done[key], model=label)
         return True
 
     def add(self, label: str, table: pd.DataFrame) -> None:

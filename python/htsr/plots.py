@@ -338,7 +338,7 @@ class LayerFigures:
         ax = self.linlin.ax
         ev = self._to_plot(d)
         _set_hist(ax, self.lin_hist, ev)
-        _set_vline(self.lin_xmin, d.xmin if d.fitted else None)
+        set_vline(self.lin_xmin, d.xmin if d.fitted else None)
         self.linlin.title(f"Lin-Lin ESD for {d.title_name}")
         return self.linlin.fig
 
@@ -346,8 +346,8 @@ class LayerFigures:
         ax = self.loglin.ax
         ev = self._to_plot(d)
         _set_hist(ax, self.lg_hist, np.log10(ev[ev > 0]))
-        _set_vline(self.lg_xmin, np.log10(d.xmin) if d.fitted else None)
-        _set_vline(self.lg_xmax, np.log10(d.xmax) if d.fitted and d.xmax > 0 else None)
+        set_vline(self.lg_xmin, np.log10(d.xmin) if d.fitted else None)
+        set_vline(self.lg_xmax, np.log10(d.xmax) if d.fitted and d.xmax > 0 else None)
         if d.fitted:  # keep both markers in view
             lo, hi = ax.get_xlim()
             ax.set_xlim(min(lo, np.log10(d.xmin)), max(hi, np.log10(d.xmax) if d.xmax > 0 else hi))
@@ -358,7 +358,7 @@ class LayerFigures:
         ax = axis.ax
         ok = np.isfinite(ys)
         line.set_data(xs[ok], ys[ok])
-        _set_vline(vline, d.xmin if d.fitted else None)
+        set_vline(vline, d.xmin if d.fitted else None)
         if ok.any():
             _set_limits(ax, xs[ok], ys[ok], extra_x=[d.xmin] if d.fitted else [])
         title = f"{what} vs. x_min, λ_xmin={d.xmin:0.3}" if d.fitted else f"{what} vs. x_min: PL FIT FAILED"
@@ -407,22 +407,33 @@ def _log_margins(lo: float, hi: float, margin: float = 0.05):
     return lo / f, hi * f
 
 
-def _set_hist(ax, stairs, values: np.ndarray) -> None:
+def fill_density_stairs(stairs, values: np.ndarray):
+    """Sets `stairs` to the density histogram of the finite `values` (BINS bins over their own range, as
+    plt.hist); returns (lo, hi, highest density), or None (and an empty histogram) when there are none."""
     values = values[np.isfinite(values)]
     if len(values) == 0:
         stairs.set_data([np.nan], [0.0, 1.0])
-        return
+        return None
     lo, hi = float(values.min()), float(values.max())
     if hi <= lo:
         hi = lo + max(abs(lo) * 1e-3, 1e-12)
     hist, edges = np.histogram(values, bins=BINS, range=(lo, hi), density=True)
     stairs.set_data(hist, edges)
+    return lo, hi, float(hist.max())
+
+
+def _set_hist(ax, stairs, values: np.ndarray) -> None:
+    filled = fill_density_stairs(stairs, values)
+    if filled is None:
+        return
+    lo, hi, top = filled
     pad = (hi - lo) * 0.05
     ax.set_xlim(lo - pad, hi + pad)
-    ax.set_ylim(0, float(hist.max()) * 1.05 if hist.max() > 0 else 1.0)
+    ax.set_ylim(0, top * 1.05 if top > 0 else 1.0)
 
 
-def _set_vline(line, x: Optional[float]) -> None:
+def set_vline(line, x: Optional[float]) -> None:
+    """Moves a vertical line to x, or hides it when x is None or not finite."""
     if x is None or not np.isfinite(x):
         line.set_visible(False)
     else:

@@ -20,8 +20,9 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from .plots import fill_density_stairs, set_vline
+
 MP_GRID_STEP = 0.001  # the reference evaluates the fitted density on this grid (rescaled units)
-BINS = 100
 
 
 @dataclass
@@ -155,17 +156,10 @@ def _draw_hists(axis, hists, curve=None, vlines=()) -> None:
     lines; limits as matplotlib's autoscale would set them (5% margins, histograms from 0)."""
     xs, ys = [], [0.0]
     for stairs, values in hists:
-        values = values[np.isfinite(values)]
-        if len(values) == 0:
-            stairs.set_data([np.nan], [0.0, 1.0])
-            continue
-        lo, hi = float(values.min()), float(values.max())
-        if hi <= lo:
-            hi = lo + max(abs(lo) * 1e-3, 1e-12)
-        hist, edges = np.histogram(values, bins=BINS, range=(lo, hi), density=True)
-        stairs.set_data(hist, edges)
-        xs += [lo, hi]
-        ys.append(float(hist.max()))
+        filled = fill_density_stairs(stairs, values)
+        if filled is not None:
+            xs += filled[:2]
+            ys.append(filled[2])
     if curve is not None:
         line, x, y = curve
         ok = np.isfinite(y)
@@ -174,11 +168,8 @@ def _draw_hists(axis, hists, curve=None, vlines=()) -> None:
             xs += [float(x[ok].min()), float(x[ok].max())]
             ys.append(float(y[ok].max()))
     for line, x in vlines:
-        if x is None or not np.isfinite(x):
-            line.set_visible(False)
-        else:
-            line.set_xdata([x, x])
-            line.set_visible(True)
+        set_vline(line, x)
+        if line.get_visible():
             xs.append(float(x))
     if xs:
         lo, hi = min(xs), max(xs)

@@ -115,6 +115,44 @@ def write_table(table: pd.DataFrame, path: str) -> None:
             os.remove(tmp)
 
 
+def read_previous_run(path: str, key_columns: List[str], writer: str, options_json: str) -> Optional[pd.DataFrame]:
+    """The table of a previous run to resume from (None when it is empty), after checking it was written by
+    `writer` with the same options (`run_options` column) as this run."""
+    try:
+        table = read_table(path)
+    except Exception as e:  # noqa: BLE001 - any unreadable file
+        raise ResumeError(f"cannot resume from {path}: unreadable ({type(e).__name__}: {e})") from None
+    if len(table) == 0:
+        return None
+    missing = [c for c in key_columns + RUN_COLUMNS if c not in table]
+    if missing:
+        raise ResumeError(f"cannot resume from {path}: it was not written by {writer} (no column {', '.join(missing)})")
+    recorded = set(table["run_options"])
+    if recorded != {options_json}:
+        old, new = json.loads(sorted(recorded)[0]), json.loads(options_json)
+        diff = [f"{k}: {old.get(k)!r} in the file, {new.get(k)!r} now" for k in sorted(set(old) | set(new))
+                if old.get(k) != new.get(k)]
+        raise ResumeError(f"cannot resume from {path}: it was written with other options "
+                          f"({'; '.join(diff) or 'several option sets'}); use the same options or another out file")
+    return table
+
+
+def check_fingerprint(path: str, entry, recorded: str, model: Optional[str] = None) -> None:
+    """Refuses a resume whose already-analyzed tensor changed (or cannot be read any more); `recorded` is the
+    fingerprint in the file ('' when it could not be read last time: nothing to compare)."""
+    if not recorded:
+        return
+    where = (f"model '{model}', " if model is not None else "") + f"layer '{entry.longname}' (id {entry.layer_id})"
+    try:
+        current = tensor_fingerprint(entry.longname, entry.load())
+    except Exception as e:  # noqa: BLE001
+        raise ResumeError(f"cannot resume from {path}: {where} was analyzed before but cannot be read now "
+                          f"({e})") from None
+    if current != recorded:
+        raise ResumeError(f"cannot resume from {path}: the weights of {where} changed since it was analyzed "
+                          f"(fingerprint {recorded} in the file, {current} now); start a new run or remove the file")
+
+
 class RunRecorder:
     """The rows of one run and its details file: rows found there (resume) plus rows added as batches finish."""
 
@@ -130,24 +168,9 @@ class RunRecorder:
             self._load_previous()
 
     def _load_previous(self) -> None:
-        try:
-            table = read_table(self.path)
-        except Exception as e:  # noqa: BLE001 - any unreadable file
-            raise ResumeError(f"cannot resume from {self.path}: unreadable ({type(e).__name__}: {e})") from None
-        if len(table) == 0:
+        table = read_previous_run(self.path, ["layer_id", "longname"], "analyze(out=...)", self.options_json)
+        if table is None:
             return
-        missing = [c for c in RUN_COLUMNS + ["layer_id", "longname"] if c not in table]
-        if missing:
-            raise ResumeError(f"cannot resume from {self.path}: it was not written by analyze(out=...) "
-                              f"(no column {', '.join(missing)})")
-        recorded = set(table["run_options"])
-        if recorded != {self.options_json}:
-            old = json.loads(sorted(recorded)[0])
-            new = json.loads(self.options_json)
-            diff = [f"{k}: {old.get(k)!r} in the file, {new.get(k)!r} now" for k in sorted(set(old) | set(new))
-                    if old.get(k) != new.get(k)]
-            raise ResumeError(f"cannot resume from {self.path}: it was written with other options "
-                              f"({'; '.join(diff) or 'several option sets'}); use the same options or another out file")
         self.previous = table
         for layer_id, longname, fp in zip(table["layer_id"], table["longname"], table["fingerprint"]):
             self.done[(int(layer_id), str(longname))] = fp
@@ -157,18 +180,7 @@ class RunRecorder:
 
     def check_unchanged(self, entry) -> None:
         """Refuses a resume whose already-analyzed tensor changed (or cannot be read any more)."""
-        recorded = self.done[(entry.layer_id, entry.longname)]
-        if not recorded:
-            return  # the tensor could not be read last time: nothing to compare
-        try:
-            current = tensor_fingerprint(entry.longname, entry.load())
-        except Exception as e:  # noqa: BLE001
-            raise ResumeError(f"cannot resume from {self.path}: layer '{entry.longname}' (id {entry.layer_id}) "
-                              f"was analyzed before but cannot be read now ({e})") from None
-        if current != recorded:
-            raise ResumeError(f"cannot resume from {self.path}: the weights of layer '{entry.longname}' "
-                              f"(id {entry.layer_id}) changed since it was analyzed (fingerprint {recorded} in the "
-                              f"file, {current} now); start a new run or remove the file")
+        check_fingerprint(self.path, entry, self.done[(entry.layer_id, entry.longname)])
 
     def track(self, entries):
         """Skips the entries already in the file (after checking their fingerprints) and fingerprints the
