@@ -61,11 +61,11 @@ void transform_spectrum(LayerSpectrum& s, EsdTransform transform) {
 }
 
 std::vector<double> svd_truncate(const double* W, std::int64_t rows, std::int64_t cols, long long keep) {
-    std::vector<double> out(W, W + rows * cols);
-    if (keep == 0) return out;
+    if (keep == 0) return std::vector<double>(W, W + rows * cols);
+    std::vector<double> out(static_cast<std::size_t>(rows * cols));
     // Row-major rows x cols is column-major cols x rows (= W^T): gesdd on W^T = V S U^T, same singular values.
     const int m = static_cast<int>(cols), n = static_cast<int>(rows), k = static_cast<int>(std::min(rows, cols));
-    std::vector<double> a(out), s(static_cast<std::size_t>(k)), u(static_cast<std::size_t>(m) * k),
+    std::vector<double> a(W, W + rows * cols), s(static_cast<std::size_t>(k)), u(static_cast<std::size_t>(m) * k),
         vt(static_cast<std::size_t>(k) * n);
     std::vector<int> iwork(static_cast<std::size_t>(8) * k);
     const char jobz = 'S';

@@ -49,6 +49,16 @@ bool clipped_end(const std::vector<double>& evals, int xmax_clip, std::size_t& e
     return true;
 }
 
+// The values the tail fits see: the ESD up to `end` (the xmax clip applied) above evals_thresh.
+bool fitted_values(const std::vector<double>& evals, const PowerLawOptions& options, std::size_t& end,
+                   std::vector<double>& values, std::string& why) {
+    if (!clipped_end(evals, options.xmax_clip, end, why)) return false;
+    const auto stop = evals.begin() + static_cast<std::ptrdiff_t>(end);
+    values.assign(std::upper_bound(evals.begin(), stop, options.evals_thresh), stop);
+    if (values.empty()) why = "no eigenvalue above the threshold: nothing to fit";
+    return !values.empty();
+}
+
 long long count_at_least(const std::vector<double>& evals, std::size_t end, double xmin) {
     const auto stop = evals.begin() + static_cast<std::ptrdiff_t>(end);
     return static_cast<long long>(stop - std::lower_bound(evals.begin(), stop, xmin));
@@ -56,11 +66,9 @@ long long count_at_least(const std::vector<double>& evals, std::size_t end, doub
 
 PowerLawFit fit_tpl(const std::vector<double>& evals, const PowerLawOptions& options) {
     std::size_t end = 0;
+    std::vector<double> values;
     std::string why;
-    if (!clipped_end(evals, options.xmax_clip, end, why)) return failed_fit(why);
-    const auto stop = evals.begin() + static_cast<std::ptrdiff_t>(end);
-    const std::vector<double> values(std::upper_bound(evals.begin(), stop, options.evals_thresh), stop);
-    if (values.empty()) return failed_fit("no eigenvalue above the threshold: nothing to fit");
+    if (!fitted_values(evals, options, end, values, why)) return failed_fit(why);
     // The package's default xmin range runs from the smallest to the largest value.
     XminRange range{values.front(), values.back()};
     if (options.fix_fingers == FixFingers::XminPeak) range = xmin_peak_range(values, options.xmin_max);
@@ -151,11 +159,9 @@ PowerLawFit fit_power_law(const std::vector<double>& evals, const PowerLawOption
     if (options.fix_fingers == FixFingers::ClipXmax) return fit_clip_xmax(evals, options);
     if (options.fix_fingers == FixFingers::XminPeak) {
         std::size_t end = 0;
+        std::vector<double> values;
         std::string why;
-        if (!clipped_end(evals, options.xmax_clip, end, why)) return failed_fit(why);
-        const auto stop = evals.begin() + static_cast<std::ptrdiff_t>(end);
-        const std::vector<double> values(std::upper_bound(evals.begin(), stop, options.evals_thresh), stop);
-        if (values.empty()) return failed_fit("no eigenvalue above the threshold: no ESD peak for xmin_peak");
+        if (!fitted_values(evals, options, end, values, why)) return failed_fit(why);
         const XminRange range = xmin_peak_range(values, options.xmin_max);
         // weightwatcher runs this through powerlaw 1.x (the only version with which it works): candidates are
         // the distinct values in [lo, hi] but the largest of them, i.e. the values in [lo, top).
