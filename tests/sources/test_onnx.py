@@ -118,3 +118,29 @@ def test_unreadable_initializer_type_fails_its_row(tmp_path):
                                                          extra_inits=[(t, node)])).to_dict("records")}
     assert rows["strings"]["status"] == "failed" and "strings" in rows["strings"]["message"]
     assert rows["fc1"]["status"] == "success"
+
+
+def test_modelproto_gives_the_rows_of_its_file(tmp_path):
+    path = build(tmp_path / "m.onnx", arrays())
+    from_file = htsr.analyze(path)
+    same_rows(htsr.analyze(onnx.load(str(path))), from_file, skip=())
+    assert list(from_file["longname"]) == ["embed", "fc1", "fc2", "conv"]  # htsr.analyze keeps its names
+
+
+def test_modelproto_without_its_external_data_fails_each_row_clearly(tmp_path):
+    path = build(tmp_path / "m.onnx", arrays(), external=True)
+    proto = onnx.load(str(path), load_external_data=False)
+    details = htsr.analyze(proto)
+    assert len(details) == 4 and (details["status"] == "failed").all()
+    message = details.loc[details["longname"] == "fc1", "message"].iloc[0]
+    assert "fc1.weight" in message and "weights.bin" in message and "onnx.load" in message
+    loaded = htsr.analyze(onnx.load(str(path)))  # onnx.load reads the external data in
+    assert (loaded["status"] == "success").all()
+
+
+def test_unknown_object_names_every_accepted_input():
+    with pytest.raises(SourceError) as e:
+        htsr.analyze(object())
+    for accepted in ("nn.Module", "dict", "onnx.ModelProto", ".safetensors", ".gguf", ".pt", ".onnx", ".keras",
+                     "Hugging Face"):
+        assert accepted in str(e.value), accepted
