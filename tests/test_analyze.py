@@ -300,6 +300,11 @@ def test_float32_precision_rows():
 # ---------------------------------------------------------------------------------------------------------
 # The compatible facade
 # ---------------------------------------------------------------------------------------------------------
+# the facade numbers a dict as weightwatcher 0.7.7 does: '*.weight' keys only, from 1, name = longname, 2-D 'dense'
+FACADE_DICT_IDENTITY = {"dense_tall": (1, "dense_tall", "dense"), "dense_wide": (3, "dense_wide", "dense"),
+                        "model.embed_tokens": (4, "model.embed_tokens", "dense"), "conv": (5, "conv", "conv2d")}
+
+
 def test_weightwatcher_facade_columns(model):
     ww = htsr.WeightWatcher(model)
     d = ww.analyze()
@@ -308,7 +313,9 @@ def test_weightwatcher_facade_columns(model):
     for row in d.to_dict("records"):
         # the facade reads float64 weights as float32, as weightwatcher does with torch weights
         weights32 = model[row["longname"] + ".weight"].astype(np.float32)
-        assert_row_matches(row, reference_row(row["longname"], weights32, small_n="ks"))
+        expected = reference_row(row["longname"], weights32, small_n="ks")
+        expected.update(zip(("layer_id", "name", "layer_type"), FACADE_DICT_IDENTITY[row["longname"]]))
+        assert_row_matches(row, expected)
     summary = ww.get_summary()
     np.testing.assert_allclose(summary["alpha"], d["alpha"].mean(), rtol=1e-12)
     desc = ww.describe()

@@ -250,6 +250,7 @@ def analyze(
     max_fingers: int = 10,
     finger_thresh: float = 1.0,
     _exact_names: bool = False,
+    _reference_layout: bool = False,
     _float32_weights: bool = False,
     _rng=None,
     _intra_rng=None,
@@ -258,9 +259,12 @@ def analyze(
 
     Parameters
     ----------
-    model : torch nn.Module, dict of name -> array/tensor, path to a .safetensors, .gguf or PyTorch
-        checkpoint (.pt/.pth/.bin) file, or a Hugging Face model folder (model.safetensors, shards with
-        model.safetensors.index.json, or pytorch_model.bin).
+    model : torch nn.Module, dict of name -> array/tensor, onnx.ModelProto, path to a .safetensors, .gguf,
+        PyTorch checkpoint (.pt/.pth/.bin/.ckpt), .onnx or Keras (.keras/.h5) file, or a Hugging Face model
+        folder (model.safetensors, shards with model.safetensors.index.json, or pytorch_model.bin).
+        ONNX rows are named after their initializer, or after their node's path for exporter-made names
+        ('onnx::MatMul_14' of node '/fc2/MatMul' -> 'fc2.MatMul'); Gather tables are 'embedding' (the compatible
+        facade WeightWatcher uses the reference's initializer names, ids and types instead).
     layers : ids (negative ids exclude), name regexes (matched against longname; a '-' prefix
         excludes) and/or layer types ('dense', 'conv1d', 'conv2d', 'embedding'). Default: all.
     min_evals, max_evals, max_N : size filters (spec §1). No upper caps by default.
@@ -351,7 +355,7 @@ def analyze(
     rng = (_rng if _rng is not None else core.MersenneTwister(seed)) if randomize else None
     rows: List[Dict] = []
     entries = selected_entries(model, layers, opts, start_ids, _exact_names, unsafe_pickle=unsafe_pickle, peft=peft,
-                               base_model=base_model)
+                               base_model=base_model, reference_layout=_reference_layout)
     if opts.intra:
         from .intra import intra_entries
 
@@ -407,14 +411,15 @@ def _plot_dir(plot: bool, savefig) -> Optional[str]:
 
 def describe(model, *, layers=None, min_evals: int = 8, max_evals: Optional[int] = None,
              max_N: Optional[int] = None, conv2d_norm: bool = True, start_ids: int = 0,
-             _exact_names: bool = False) -> pd.DataFrame:
+             _exact_names: bool = False, _reference_layout: bool = False) -> pd.DataFrame:
     """The layers `analyze` would analyze, from shapes alone (no weights are read).
 
     Parameters are those of `analyze`. Returns columns layer_id, name, longname, layer_type, N, M,
     Q, rf, num_evals, dtype."""
     opts = Options(min_evals=min_evals, max_evals=max_evals, max_N=max_N, conv2d_norm=conv2d_norm)
     rows = []
-    for entry, N, M, rf in sized_entries(model, layers, opts, start_ids, _exact_names):
+    for entry, N, M, rf in sized_entries(model, layers, opts, start_ids, _exact_names,
+                                         reference_layout=_reference_layout):
         rows.append({"layer_id": entry.layer_id, "name": entry.name, "longname": entry.longname,
                      "layer_type": entry.layer_type, "N": N, "M": M, "Q": N / M, "rf": rf,
                      "num_evals": M * rf, "dtype": entry.dtype})

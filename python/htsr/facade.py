@@ -1,5 +1,6 @@
 """`htsr.WeightWatcher`: a drop-in for weightwatcher.WeightWatcher (0.7.7) on the default path:
-same parameter names and defaults (min_evals 8, max_evals 15000, max_N 50000), same columns."""
+same parameter names and defaults (min_evals 8, max_evals 15000, max_N 50000), same columns, and the
+reference's layer ids, names and types on each of its inputs (see WeightWatcher)."""
 from __future__ import annotations
 
 from typing import Dict, Optional
@@ -33,7 +34,19 @@ _NOT_YET = {"peft": False, "base_model": None, "glorot_fix": False, "fft": False
 
 
 class WeightWatcher:
-    """Compatible facade: `WeightWatcher(model).analyze()` returns the reference's table."""
+    """Compatible facade: `WeightWatcher(model).analyze()` returns the reference's table.
+
+    Rows, layer_id, name, longname and layer_type follow weightwatcher 0.7.7 on each input it takes:
+      - torch nn.Module: ids count every module from start_ids; LSTM / GRU / RNN modules are skipped.
+      - dict (state dict), and a .pt/.pth/.bin/.ckpt file as that dict once loaded: only '<name>.weight' tensors,
+        ids from 1 (or start_ids when not 0) counting each of them, name = longname = the key without '.weight',
+        2-D 'dense' (embeddings too), 4-D 'conv2d'; BatchNorm statistics and the stacked 'weight_ih_l0'-style
+        matrices of recurrent layers are left out. A dict without '.weight' keys raises htsr.SourceError.
+      - onnx.ModelProto, and a .onnx file as onnx.load gives it: every initializer in turn, layer_id = its index
+        (start_ids is ignored, as there), name = longname = the initializer's name, 2-D 'dense' (Gather tables
+        too), 4-D 'conv2d', other ranks skipped.
+    htsr.analyze numbers and names layers its own way (ONNX rows named after their node, Gather tables
+    'embedding', recurrent layers one row per gate: see htsr.analyze)."""
 
     def __init__(self, model=None, framework=None, log_level=None):
         self.model = model
@@ -75,7 +88,8 @@ class WeightWatcher:
                            randomize=randomize, detX=detX or ERG, vectors=vectors, inverse=inverse, intra=intra,
                            sparsify=sparsify, deltas=deltas, fit=fit, fix_fingers=fix_fingers or None,
                            xmin_max=xmin_max, max_fingers=max_fingers, finger_thresh=finger_thresh,
-                           _exact_names=True, _float32_weights=True, _rng=rng, _intra_rng=np.random)
+                           _exact_names=True, _reference_layout=True, _float32_weights=True, _rng=rng,
+                           _intra_rng=np.random)
         if rng is not None:
             _advance_numpy_global_rng(rng)
         extra = (MP_FIT_COLUMNS if mp_fit else []) + (RANDOMIZE_COLUMNS if randomize else []) + \
@@ -91,7 +105,7 @@ class WeightWatcher:
         """The layers analyze() would analyze, with their shapes (no spectra)."""
         _refuse(unsupported)
         table = _describe(self._model(model), layers=layers, min_evals=min_evals, max_evals=max_evals, max_N=max_N,
-                          conv2d_norm=conv2d_norm, start_ids=start_ids, _exact_names=True)
+                          conv2d_norm=conv2d_norm, start_ids=start_ids, _exact_names=True, _reference_layout=True)
         return table[REFERENCE_DESCRIBE_COLUMNS]
 
     def get_ESD(self, model=None, layer=None, random=False, params=None) -> np.ndarray:
@@ -102,7 +116,7 @@ class WeightWatcher:
         from .layer_access import get_ESD
 
         esd = get_ESD(self._model(model), layer, random=random, max_evals=15000, max_N=50000, conv2d_norm=False,
-                      _float32_weights=True, _rng=rng)
+                      _float32_weights=True, _reference_layout=True, _rng=rng)
         if rng is not None:
             _advance_numpy_global_rng(rng)
         return esd
@@ -111,7 +125,8 @@ class WeightWatcher:
         """The weight matrices of one layer (id, or name/longname), unscaled, as the reference returns them."""
         from .layer_access import get_Weights
 
-        return get_Weights(self._model(model), layer, max_evals=15000, max_N=50000, _float32_weights=True)
+        return get_Weights(self._model(model), layer, max_evals=15000, max_N=50000, _float32_weights=True,
+                           _reference_layout=True)
 
     def distances(self, model_1, model_2, method="raw", layers=[], start_ids=0, pool=True, channels=None):
         """(mean delta_W, mean delta_b, per-layer table): see htsr.distances.distances."""
@@ -119,7 +134,8 @@ class WeightWatcher:
             raise NotImplementedError("WeightWatcher.distances: channels is not supported by htsr")
         from .distances import distances
 
-        return distances(model_1, model_2, method=method, layers=layers, start_ids=start_ids, pool=pool)
+        return distances(model_1, model_2, method=method, layers=layers, start_ids=start_ids, pool=pool,
+                         reference_layout=True)
 
     def SVDSmoothing(self, model=None, percent=0.8, pool=True, layers=[], method="detX", fit="PL", plot=False,
                      start_ids=0, svd_method="fast"):
@@ -130,7 +146,7 @@ class WeightWatcher:
         from .svd_edit import svd_smoothing
 
         return svd_smoothing(self._model(model), percent=percent, layers=layers, method=method, start_ids=start_ids,
-                             inplace=True, fit=fit)
+                             inplace=True, fit=fit, _reference_layout=True)
 
     def SVDSharpness(self, model=None, pool=True, layers=[], plot=False, start_ids=0):
         """Removes each layer's spikes that survive a random permutation, IN PLACE, and returns the model (the
@@ -140,7 +156,8 @@ class WeightWatcher:
             raise ValueError("SVDSharpness: only pool=True is supported (as the reference)")
         from .svd_edit import svd_sharpness
 
-        return svd_sharpness(self._model(model), layers=layers, start_ids=start_ids, inplace=True, _rng=np.random)
+        return svd_sharpness(self._model(model), layers=layers, start_ids=start_ids, inplace=True,
+                             _reference_layout=True, _rng=np.random)
 
     def get_details(self) -> Optional[pd.DataFrame]:
         return self.details

@@ -31,14 +31,17 @@ def find_layer(model, layer, *, min_evals: int = 8, max_evals: Optional[int] = N
 
 def get_ESD(model, layer, *, random: bool = False, seed: Optional[int] = None, min_evals: int = 8,
             max_evals: Optional[int] = None, max_N: Optional[int] = None, start_ids: int = 0,
-            conv2d_norm: bool = True, _float32_weights: bool = False, _rng=None) -> np.ndarray:
+            conv2d_norm: bool = True, _float32_weights: bool = False, _reference_layout: bool = False,
+            _rng=None) -> np.ndarray:
     """The ESD (ascending eigenvalues of WᵀW, Conv2D slices pooled and scaled as in `analyze`) of one layer,
     given by id or by name/longname. random=True: the ESD of the layer with its elements randomly permuted
     (as randomize=True; seed as in analyze). Raises ValueError for an unknown layer or one that fails."""
-    entry = find_layer(model, layer, min_evals=min_evals, max_evals=max_evals, max_N=max_N, start_ids=start_ids)
+    entry = find_layer(model, layer, min_evals=min_evals, max_evals=max_evals, max_N=max_N, start_ids=start_ids,
+                       reference_layout=_reference_layout)
     details = analyze(model, layers=[entry.layer_id], min_evals=min_evals, max_evals=max_evals, max_N=max_N,
                       start_ids=start_ids, conv2d_norm=conv2d_norm, return_esd=True, randomize=random, seed=seed,
-                      progress=False, _float32_weights=_float32_weights, _rng=_rng)
+                      progress=False, _float32_weights=_float32_weights, _reference_layout=_reference_layout,
+                      _rng=_rng)
     row = details.iloc[0]
     if row["status"] != "success":
         raise ValueError(f"layer {layer!r}: no ESD ({row['message']})")
@@ -55,11 +58,13 @@ def _as_float(matrix) -> np.ndarray:
 
 
 def get_Weights(model, layer, *, min_evals: int = 8, max_evals: Optional[int] = None,
-                max_N: Optional[int] = None, start_ids: int = 0, _float32_weights: bool = False) -> List[np.ndarray]:
+                max_N: Optional[int] = None, start_ids: int = 0, _float32_weights: bool = False,
+                _reference_layout: bool = False) -> List[np.ndarray]:
     """The weight matrices of one layer (by id or name/longname), unscaled: [W] for a dense/embedding layer,
     the kh·kw slices W[:, :, i, j] of a Conv2D (each transposed to have at least as many rows as columns), the
     3-D tensor of a torch Conv1d. Arrays are views of the model's weights where possible (copy before editing)."""
-    entry = find_layer(model, layer, min_evals=min_evals, max_evals=max_evals, max_N=max_N, start_ids=start_ids)
+    entry = find_layer(model, layer, min_evals=min_evals, max_evals=max_evals, max_N=max_N, start_ids=start_ids,
+                       reference_layout=_reference_layout)
     if len(entry.shape) == 3:
         return [_as_float(entry.load())]
     plan = plan_layer(entry, conv2d_norm=False, float32_weights=_float32_weights)

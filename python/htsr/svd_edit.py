@@ -91,7 +91,7 @@ def _rebuild(model, rows, counts, sign: int) -> None:
 
 def svd_smoothing(model, percent: float = 0.8, layers=None, method: str = "detX", start_ids: int = 0,
                   inplace: bool = False, min_evals: int = 8, max_evals: Optional[int] = 15000,
-                  max_N: Optional[int] = 50000, fit: str = "PL"):
+                  max_N: Optional[int] = 50000, fit: str = "PL", _reference_layout: bool = False):
     """Returns `model` with each analyzed layer's weights replaced by their truncated SVD (see the module
     docstring for `method`). layers, start_ids, min_evals, max_evals, max_N select the layers as in analyze
     (the reference's defaults). fit ('PL', 'TPL', 'E_TPL') is the tail fit whose num_pl_spikes method
@@ -109,7 +109,7 @@ def svd_smoothing(model, percent: float = 0.8, layers=None, method: str = "detX"
     target = _target(model, inplace)
     details = analyze(model, fit=fit if key == "alpha_min" else "PL", layers=layers, start_ids=start_ids, min_evals=min_evals, max_evals=max_evals,
                       max_N=max_N, small_n="ks", detX=key in ("detx", "auto"), mp_fit=key in ("rmt", "auto"),
-                      progress=False, _exact_names=True, _float32_weights=True)
+                      progress=False, _exact_names=True, _reference_layout=_reference_layout, _float32_weights=True)
     details = details[details["status"] == "success"]
     if key == "detx":
         counts = list(details["detX_num"])
@@ -126,7 +126,8 @@ def svd_smoothing(model, percent: float = 0.8, layers=None, method: str = "detX"
 
 
 def svd_sharpness(model, layers=None, start_ids: int = 0, inplace: bool = False, seed: Optional[int] = None,
-                  min_evals: int = 8, max_evals: Optional[int] = 15000, max_N: Optional[int] = 50000, _rng=None):
+                  min_evals: int = 8, max_evals: Optional[int] = 15000, max_N: Optional[int] = 50000,
+                  _reference_layout: bool = False, _rng=None):
     """Returns `model` with the num_spikes largest singular values of each analyzed layer removed, num_spikes
     from the MP fit of the ESD of the layer's matrices with their elements permuted once (as the reference:
     numpy.random.RandomState(seed).permutation; the facade uses numpy's global state). inplace=True edits
@@ -137,7 +138,8 @@ def svd_sharpness(model, layers=None, start_ids: int = 0, inplace: bool = False,
     rng = _rng if _rng is not None else np.random.RandomState(seed)
     target = _target(model, inplace)
     rows, counts = [], []
-    for entry in _layers(model, layers, min_evals, max_evals, max_N, start_ids, {}):
+    for entry in _layers(model, layers, min_evals, max_evals, max_N, start_ids,
+                         {"reference_layout": _reference_layout}):
         plan = plan_layer(entry, float32_weights=True)
         permuted = []
         for matrix in plan.slices:

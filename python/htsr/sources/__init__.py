@@ -7,13 +7,17 @@ from typing import Iterator
 from ..errors import SourceError
 from ..layers import LayerEntry
 
+ACCEPTED = ("a torch nn.Module, a dict of name -> array/tensor, an onnx.ModelProto, or the path of a model file "
+            "(.safetensors, .gguf, .pt/.pth/.bin/.ckpt, .onnx, .keras/.h5) or of a Hugging Face model folder")
+
 
 def iter_layers(model, start_ids: int = 0, **options) -> Iterator[LayerEntry]:
-    """Yields the layers of `model`: a torch nn.Module, a dict of name -> array/tensor, a .safetensors,
-    .gguf or PyTorch checkpoint file, or a Hugging Face folder (model.safetensors or sharded with an index).
-    options: unsafe_pickle (allow code execution when loading a pickle checkpoint); peft (True or
-    'with_base' for a LoRA adapter folder, which is detected anyway); base_model (LoRA: the base for
-    'with_base'; otherwise rows are W_model - W_base, see sources/peft.py)."""
+    """Yields the layers of `model`: a torch nn.Module, a dict of name -> array/tensor, an onnx.ModelProto, a
+    .safetensors, .gguf, PyTorch checkpoint, .onnx or Keras file, or a Hugging Face folder (model.safetensors or
+    sharded with an index). options: unsafe_pickle (allow code execution when loading a pickle checkpoint); peft
+    (True or 'with_base' for a LoRA adapter folder, which is detected anyway); base_model (LoRA: the base for
+    'with_base'; otherwise rows are W_model - W_base, see sources/peft.py); reference_layout (the compatible
+    facade: dicts, checkpoint files and ONNX numbered, named and typed as weightwatcher 0.7.7 does)."""
     peft, base_model = options.pop("peft", False), options.pop("base_model", None)
     if isinstance(model, (str, os.PathLike)):
         from .peft import is_adapter_folder, iter_adapter
@@ -31,6 +35,7 @@ def iter_layers(model, start_ids: int = 0, **options) -> Iterator[LayerEntry]:
 
 
 def _iter_model(model, start_ids: int = 0, **options) -> Iterator[LayerEntry]:
+    reference_layout = options.get("reference_layout", False)
     if isinstance(model, (str, os.PathLike)):
         from .formats import iter_path
 
@@ -38,15 +43,22 @@ def _iter_model(model, start_ids: int = 0, **options) -> Iterator[LayerEntry]:
     if isinstance(model, dict):
         from .state_dict import iter_state_dict
 
-        return iter_state_dict(model, start_ids)
+        return iter_state_dict(model, start_ids, reference_layout=reference_layout)
     if _is_torch_module(model):
         from .torch_module import iter_torch_module
 
         return iter_torch_module(model, start_ids)
-    raise SourceError(
-        f"cannot analyze an object of type {type(model).__name__}: pass a torch nn.Module, a dict of "
-        "name -> array/tensor, a .safetensors file or a Hugging Face model folder"
-    )
+    if _is_onnx_model(model):
+        from .onnx import iter_onnx
+
+        return iter_onnx(model, start_ids, reference_layout=reference_layout)
+    raise SourceError(f"cannot analyze an object of type {type(model).__name__}: pass {ACCEPTED}")
+
+
+def _is_onnx_model(obj) -> bool:
+    """An onnx.ModelProto (checked by name: onnx is imported only when one is given)."""
+    cls = type(obj)
+    return cls.__name__ == "ModelProto" and cls.__module__.startswith("onnx")
 
 
 def _is_torch_module(obj) -> bool:

@@ -11,7 +11,7 @@ from typing import Iterator, List
 
 from ..errors import SourceError
 from ..layers import LayerEntry
-from .state_dict import entries_from_tensors
+from .state_dict import entries_from_tensors, reference_entries_from_tensors
 from .tensors import tensor_dtype_name, to_core_matrix
 
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "weights")
@@ -92,8 +92,11 @@ def checkpoint_paths(folder: str) -> List[str]:
     return [os.path.join(folder, "pytorch_model.bin")]
 
 
-def iter_checkpoint(path: str, start_ids: int = 0, unsafe_pickle: bool = False) -> Iterator[LayerEntry]:
-    """Layers of one checkpoint file, or of the .bin shards of a folder (one shard loaded at a time)."""
+def iter_checkpoint(path: str, start_ids: int = 0, unsafe_pickle: bool = False,
+                    reference_layout: bool = False) -> Iterator[LayerEntry]:
+    """Layers of one checkpoint file, or of the .bin shards of a folder (one shard loaded at a time).
+    reference_layout (the compatible facade): a checkpoint file's state dict is numbered as weightwatcher 0.7.7
+    numbers that dict once loaded (sources/state_dict.py); folders keep htsr's numbering."""
     paths = checkpoint_paths(path) if os.path.isdir(path) else [path]
     first = load_checkpoint(paths[0], unsafe_pickle)  # a bad first file fails before any work
 
@@ -112,10 +115,12 @@ def iter_checkpoint(path: str, start_ids: int = 0, unsafe_pickle: bool = False) 
     if isinstance(state0, torch.nn.Module):
         from .torch_module import iter_torch_module
 
-        return iter_torch_module(state0, start_ids)
+        return iter_torch_module(state0, start_ids, reference_layout=reference_layout)
 
     def items():
         for state in states():
             yield from _tensor_items(state)
 
+    if reference_layout and not os.path.isdir(path):
+        return reference_entries_from_tensors(items(), start_ids, where=path)
     return entries_from_tensors(items(), start_ids)

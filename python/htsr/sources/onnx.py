@@ -1,10 +1,17 @@
-"""ONNX models: the weight initializers of MatMul, Gemm, Conv, ConvTranspose and Gather (embedding) nodes,
-in graph order, read with the `onnx` package. Weights in external data files are memory-mapped one tensor
-at a time; weights inside the .onnx protobuf are viewed in place (the protobuf itself is loaded whole)."""
+"""ONNX models (a .onnx file or an onnx.ModelProto): the weight initializers of MatMul, Gemm, Conv, ConvTranspose
+and Gather (embedding) nodes, in graph order, read with the `onnx` package; a layer is named after its
+initializer, or after its node's path for exporter-made names ('onnx::MatMul_14' -> '/fc2/MatMul' -> 'fc2.MatMul').
+Weights in external data files are memory-mapped one tensor at a time; weights inside the protobuf are viewed
+in place (the protobuf itself is loaded whole).
+
+reference_layout (the compatible facade) reads the model as weightwatcher 0.7.7 reads a ModelProto: every
+initializer in turn, layer_id = its index in graph.initializer (start_ids is ignored, as there), name = longname
+= the initializer's name, 2-D initializers 'dense' (Gather tables too), 4-D 'conv2d', others skipped (biases,
+3-D Conv1d kernels), as are 2-D ones with a dimension below 2 (fewer eigenvalues than the default min_evals)."""
 from __future__ import annotations
 
 import os
-from typing import Dict, Iterator, Tuple
+from typing import Dict, Iterator, Optional, Tuple
 
 import numpy as np
 
@@ -30,9 +37,10 @@ def _onnx():
     return onnx
 
 
-def _load_tensor(tensor, path: str):
-    """A numpy view of an initializer (external data: a memory map of its bytes)."""
-    where = f"{path}: tensor '{tensor.name}'"
+def _load_tensor(tensor, path: Optional[str]):
+    """A numpy view of an initializer (external data: a memory map of its bytes). path: the .onnx file, or None
+    for an in-memory ModelProto."""
+    where = f"{path or 'ONNX ModelProto'}: tensor '{tensor.name}'"
     if tensor.data_type not in _TYPES:
         raise SourceError(f"{where} has ONNX data type {tensor.data_type}, which htsr cannot read")
     storage, name = _TYPES[tensor.data_type]
@@ -41,6 +49,10 @@ def _load_tensor(tensor, path: str):
     nbytes = count * np.dtype(storage).itemsize
     if tensor.data_location == 1:  # EXTERNAL
         info = {e.key: e.value for e in tensor.external_data}
+        if path is None:
+            raise SourceError(f"{where}: its data is in the external file '{info.get('location', '')}', which an "
+                              "in-memory ModelProto does not locate: load the model with onnx.load(path) (which "
+                              "reads external data in) or pass the .onnx path")
         location = os.path.join(os.path.dirname(path), info.get("location", ""))
         offset, length = int(info.get("offset", 0)), int(info.get("length", nbytes))
         if not os.path.isfile(location):
@@ -80,12 +92,27 @@ def weight_initializers(model) -> Dict[str, Tuple[str, str]]:
     return used
 
 
-def iter_onnx(path: str, start_ids: int = 0) -> Iterator[LayerEntry]:
+def _open(source) -> Tuple[object, Optional[str]]:
+    """(ModelProto, path or None) of a .onnx path or a ModelProto; the file's external data stays on disk."""
+    if not isinstance(source, (str, os.PathLike)):
+        return source, None
     onnx = _onnx()
+    path = os.fspath(source)
     try:
-        model = onnx.load(path, load_external_data=False)
+        return onnx.load(path, load_external_data=False), path
     except Exception as e:  # noqa: BLE001 - protobuf decode errors of a corrupt/truncated file
         raise SourceError(f"{path}: not a readable ONNX model ({type(e).__name__}: {e})") from None
+
+
+def _dtype_name(tensor) -> str:
+    return _TYPES.get(tensor.data_type, (None, f"onnx data type {tensor.data_type}"))[1]
+
+
+def iter_onnx(source, start_ids: int = 0, reference_layout: bool = False) -> Iterator[LayerEntry]:
+    """Layers of a .onnx path or an onnx.ModelProto (see the module docstring for the two layouts)."""
+    model, path = _open(source)
+    if reference_layout:
+        return _reference_entries(model, path)
     used = weight_initializers(model)
     by_name = {t.name: t for t in model.graph.initializer}
 
@@ -93,7 +120,6 @@ def iter_onnx(path: str, start_ids: int = 0) -> Iterator[LayerEntry]:
         for offset, (key, (op, layer)) in enumerate(used.items()):  # graph order of first use
             tensor = by_name[key]
             shape = tuple(int(d) for d in tensor.dims)
-            dtype = _TYPES.get(tensor.data_type, (None, f"onnx data type {tensor.data_type}"))[1]
             if op == "Gather":
                 layer_type = EMBEDDING
             elif len(shape) == 4:
@@ -103,7 +129,17 @@ def iter_onnx(path: str, start_ids: int = 0) -> Iterator[LayerEntry]:
             else:
                 layer_type = DENSE if len(shape) == 2 else UNKNOWN
             name, longname = layer_names(layer)
-            yield LayerEntry(start_ids + offset, name, longname, layer_type, shape, dtype,
+            yield LayerEntry(start_ids + offset, name, longname, layer_type, shape, _dtype_name(tensor),
                              lambda t=tensor: _load_tensor(t, path))
 
     return entries()
+
+
+def _reference_entries(model, path: Optional[str]) -> Iterator[LayerEntry]:
+    for index, tensor in enumerate(model.graph.initializer):
+        shape = tuple(int(d) for d in tensor.dims)
+        layer_type = {2: DENSE, 4: CONV2D}.get(len(shape))
+        if layer_type is None or (layer_type == DENSE and min(shape) < 2):
+            continue
+        yield LayerEntry(index, tensor.name, tensor.name, layer_type, shape, _dtype_name(tensor),
+                         lambda t=tensor: _load_tensor(t, path))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Iterator, Mapping, Tuple
 
+from ..errors import SourceError
 from ..layers import CONV1D, CONV2D, DENSE, EMBEDDING, NORM, UNKNOWN, LayerEntry
 from .tensors import tensor_dtype_name, to_core_matrix
 
@@ -51,10 +52,34 @@ def entries_from_tensors(items, start_ids: int = 0) -> Iterator[LayerEntry]:
         layer_id += 1
 
 
-def iter_state_dict(state: Mapping, start_ids: int = 0) -> Iterator[LayerEntry]:
-    items = (
-        (key, tuple(value.shape), tensor_dtype_name(value), (lambda v=value: to_core_matrix(v)))
-        for key, value in state.items()
-        if hasattr(value, "shape")
-    )
-    return entries_from_tensors(items, start_ids)
+def reference_entries_from_tensors(items, start_ids: int = 0, where: str = "state dict") -> Iterator[LayerEntry]:
+    """A state dict as weightwatcher 0.7.7 reads one (the compatible facade's layout): only '<name>.weight'
+    tensors, numbered from start_ids or, when that is 0, from 1, each counted whether analyzed or not;
+    name = longname = the key without '.weight'; 2-D tensors are 'dense' (embeddings too), 4-D 'conv2d'; other
+    ranks and tensors whose first dimension is below 2 are counted but not analyzed. So BatchNorm running
+    statistics and the stacked matrices of recurrent layers ('weight_ih_l0', ...) take no id and give no row."""
+    layer_id = start_ids or 1  # the reference's dict route counts from 1 unless another start is asked for
+    weights_seen = False
+    for key, shape, dtype, load in items:
+        if not key.endswith(".weight"):
+            continue
+        weights_seen = True
+        name = key[: -len(".weight")]
+        layer_type = {2: DENSE, 4: CONV2D}.get(len(shape)) if shape and shape[0] >= 2 else None
+        if layer_type is not None:
+            yield LayerEntry(layer_id, name, name, layer_type, tuple(shape), dtype, load)
+        layer_id += 1
+    if not weights_seen:
+        raise SourceError(f"{where}: no '<name>.weight' tensor; the compatible facade reads a state dict as "
+                          "weightwatcher 0.7.7 does, which analyzes only those (htsr.analyze reads every tensor)")
+
+
+def _state_items(state: Mapping):
+    return ((key, tuple(value.shape), tensor_dtype_name(value), (lambda v=value: to_core_matrix(v)))
+            for key, value in state.items() if hasattr(value, "shape"))
+
+
+def iter_state_dict(state: Mapping, start_ids: int = 0, reference_layout: bool = False) -> Iterator[LayerEntry]:
+    if reference_layout:
+        return reference_entries_from_tensors(_state_items(state), start_ids)
+    return entries_from_tensors(_state_items(state), start_ids)

@@ -24,7 +24,7 @@ def module_layer_type(module) -> str:
     return UNKNOWN
 
 
-def iter_torch_module(model, start_ids: int = 0) -> Iterator[LayerEntry]:
+def iter_torch_module(model, start_ids: int = 0, reference_layout: bool = False) -> Iterator[LayerEntry]:
     import torch
 
     for offset, (longname, module) in enumerate(model.named_modules()):
