@@ -265,8 +265,15 @@ def analyze(
         ONNX rows are named after their initializer, or after their node's path for exporter-made names
         ('onnx::MatMul_14' of node '/fc2/MatMul' -> 'fc2.MatMul'); Gather tables are 'embedding' (the compatible
         facade WeightWatcher uses the reference's initializer names, ids and types instead).
+        Recurrent layers (torch nn.LSTM / nn.GRU / nn.RNN and their cells, from the module or from a state dict
+        or file holding their 'weight_ih_l0'-style tensors): one row per gate matrix of each stacked weight_ih /
+        weight_hh, in PyTorch's gate order (LSTM i, f, g, o; GRU r, z, n; RNN: the matrix itself), named
+        '<param>[<gate>]' with longname e.g. 'lstm.weight_ih_l0[f]', 'lstm.weight_hh_l1_reverse[o]', layer_type
+        'lstm' / 'gru' / 'rnn'; an LSTM's projection weight_hr_l<k> is one 'lstm' row. Gate rows share the
+        layer_id of their module (module) or of their stacked tensor (state dict, file). Biases are ignored.
     layers : ids (negative ids exclude), name regexes (matched against longname; a '-' prefix
-        excludes) and/or layer types ('dense', 'conv1d', 'conv2d', 'embedding'). Default: all.
+        excludes; a longname written out exactly also matches, brackets included) and/or layer types ('dense',
+        'conv1d', 'conv2d', 'embedding', 'lstm', 'gru', 'rnn'). Default: all.
     min_evals, max_evals, max_N : size filters (spec §1). No upper caps by default.
     pool : pool the eigenvalues of Conv2D slices into one ESD (default); False: one row per slice
         (column slice_id), each scaled by sqrt(rf/2) under conv2d_norm, as the reference's unpooled mode.
@@ -412,7 +419,8 @@ def _plot_dir(plot: bool, savefig) -> Optional[str]:
 def describe(model, *, layers=None, min_evals: int = 8, max_evals: Optional[int] = None,
              max_N: Optional[int] = None, conv2d_norm: bool = True, start_ids: int = 0,
              _exact_names: bool = False, _reference_layout: bool = False) -> pd.DataFrame:
-    """The layers `analyze` would analyze, from shapes alone (no weights are read).
+    """The layers `analyze` would analyze, from shapes alone (no weights are read): one row per matrix, so
+    a recurrent layer gives one row per gate, as in `analyze`.
 
     Parameters are those of `analyze`. Returns columns layer_id, name, longname, layer_type, N, M,
     Q, rf, num_evals, dtype."""

@@ -277,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--layers", nargs="+", metavar="SEL",
                         help="layer ids (negative excludes), name regexes ('-' prefix excludes) or types "
-                             "(dense, conv1d, conv2d, embedding)")
+                             "(dense, conv1d, conv2d, embedding, lstm, gru, rnn)")
     compute = argparse.ArgumentParser(add_help=False)
     compute.add_argument("--precision", choices=["float64", "float32"], default="float64",
                          help="eigenvalue precision (default float64)")

@@ -14,15 +14,29 @@ from .layers import CONV2D, LayerEntry, plan_layer
 def find_layer(model, layer, *, min_evals: int = 8, max_evals: Optional[int] = None, max_N: Optional[int] = None,
                start_ids: int = 0, **source_options) -> LayerEntry:
     """The first analyzable layer whose id equals `layer` (an int) or whose name or longname equals it (a str);
-    ValueError naming the valid ids/names when there is none."""
+    ValueError naming the valid ids/names when there is none, or, for an id several matrices share (the gates
+    of a recurrent layer), naming their longnames."""
     if isinstance(layer, bool) or not isinstance(layer, (numbers.Integral, str)):
         raise ValueError(f"layer must be a layer id (int) or a layer name (str), got {layer!r}")
     opts = Options(min_evals=min_evals, max_evals=max_evals, max_N=max_N)
-    candidates = []
+    candidates: List[LayerEntry] = []
+    found: List[LayerEntry] = []
     for entry, *_ in sized_entries(model, None, opts, start_ids, False, **source_options):
-        if (entry.layer_id == layer) if isinstance(layer, numbers.Integral) else layer in (entry.name, entry.longname):
+        if isinstance(layer, numbers.Integral):
+            if entry.layer_id == layer:
+                found.append(entry)
+                continue
+            if found:  # the rows of one id come together
+                break
+        elif layer in (entry.name, entry.longname):
             return entry
         candidates.append(entry)
+    if len(found) == 1:
+        return found[0]
+    if found:
+        names = ", ".join(repr(e.longname) for e in found[:8]) + (", ..." if len(found) > 8 else "")
+        raise ValueError(f"layer id {layer} holds {len(found)} matrices ({found[0].layer_type} gates): "
+                         f"name one by its longname: {names}")
     what = "id" if isinstance(layer, numbers.Integral) else "name"
     valid = [e.layer_id for e in candidates] if what == "id" else [e.longname for e in candidates]
     shown = ", ".join(map(str, valid[:20])) + (", ..." if len(valid) > 20 else "")
@@ -34,15 +48,16 @@ def get_ESD(model, layer, *, random: bool = False, seed: Optional[int] = None, m
             conv2d_norm: bool = True, _float32_weights: bool = False, _reference_layout: bool = False,
             _rng=None) -> np.ndarray:
     """The ESD (ascending eigenvalues of WᵀW, Conv2D slices pooled and scaled as in `analyze`) of one layer,
-    given by id or by name/longname. random=True: the ESD of the layer with its elements randomly permuted
-    (as randomize=True; seed as in analyze). Raises ValueError for an unknown layer or one that fails."""
+    given by id or by name/longname (a recurrent gate by its longname, e.g. 'lstm.weight_ih_l0[f]').
+    random=True: the ESD of the layer with its elements randomly permuted (as randomize=True; seed as in
+    analyze). Raises ValueError for an unknown layer or one that fails."""
     entry = find_layer(model, layer, min_evals=min_evals, max_evals=max_evals, max_N=max_N, start_ids=start_ids,
                        reference_layout=_reference_layout)
     details = analyze(model, layers=[entry.layer_id], min_evals=min_evals, max_evals=max_evals, max_N=max_N,
                       start_ids=start_ids, conv2d_norm=conv2d_norm, return_esd=True, randomize=random, seed=seed,
                       progress=False, _float32_weights=_float32_weights, _reference_layout=_reference_layout,
                       _rng=_rng)
-    row = details.iloc[0]
+    row = details[details["longname"] == entry.longname].iloc[0]
     if row["status"] != "success":
         raise ValueError(f"layer {layer!r}: no ESD ({row['message']})")
     return np.asarray(row["rand_esd" if random else "esd"])
@@ -62,7 +77,8 @@ def get_Weights(model, layer, *, min_evals: int = 8, max_evals: Optional[int] = 
                 _reference_layout: bool = False) -> List[np.ndarray]:
     """The weight matrices of one layer (by id or name/longname), unscaled: [W] for a dense/embedding layer,
     the kh·kw slices W[:, :, i, j] of a Conv2D (each transposed to have at least as many rows as columns), the
-    3-D tensor of a torch Conv1d. Arrays are views of the model's weights where possible (copy before editing)."""
+    3-D tensor of a torch Conv1d, [the gate matrix] of a recurrent gate. Arrays are views of the model's weights
+    where possible (copy before editing)."""
     entry = find_layer(model, layer, min_evals=min_evals, max_evals=max_evals, max_N=max_N, start_ids=start_ids,
                        reference_layout=_reference_layout)
     if len(entry.shape) == 3:

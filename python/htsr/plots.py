@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
+from .layers import RECURRENT_TYPES
+
 if TYPE_CHECKING:
     from .plots_mp import MPPlotData
 
@@ -145,10 +147,13 @@ class LayerPlotData:
 
 
 def plot_id_of(row) -> str:
-    """The reference's plot id: the layer id, or 'layer_id:slice_id' for an unpooled Conv2D slice."""
+    """The reference's plot id: the layer id, or 'layer_id:slice_id' for an unpooled Conv2D slice; a recurrent
+    gate row (which shares its id with the other gates) adds its name without brackets: '2:weight_ih_l0.f'."""
     slice_id = row.get("slice_id") if hasattr(row, "get") else None
     if slice_id is not None and not (isinstance(slice_id, float) and math.isnan(slice_id)):
         return f"{int(row['layer_id'])}:{int(slice_id)}"
+    if hasattr(row, "get") and row.get("layer_type") in RECURRENT_TYPES:
+        return f"{int(row['layer_id'])}:{row['name'].replace('[', '.').rstrip(']')}"
     return str(int(row["layer_id"]))
 
 

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import List
 
-from .layers import ANALYZABLE_TYPES, LayerEntry
+from .layers import ANALYZABLE_TYPES, REFERENCE_TYPES, LayerEntry
 
 LAYER_TYPE_NAMES = ANALYZABLE_TYPES
 
@@ -16,7 +16,7 @@ class LayerSelection:
     ids: List[int]
     names: List[str]
     types: List[str]
-    exact_names: bool = False  # the facade matches `name` exactly, as the reference does
+    exact_names: bool = False  # the facade matches `name` exactly and knows only the reference's types, as it does
 
     @classmethod
     def parse(cls, layers, exact_names: bool = False) -> "LayerSelection":
@@ -25,12 +25,13 @@ class LayerSelection:
         if not isinstance(layers, (list, tuple, set)):
             layers = [layers]
         ids, names, types = [], [], []
+        type_names = REFERENCE_TYPES if exact_names else LAYER_TYPE_NAMES
         for item in layers:
             if isinstance(item, bool):
                 raise ValueError(f"layers: {item!r} is neither a layer id, a name nor a layer type")
             if isinstance(item, numbers.Integral):
                 ids.append(int(item))
-            elif isinstance(item, str) and item.lower() in LAYER_TYPE_NAMES:
+            elif isinstance(item, str) and item.lower() in type_names:
                 types.append(item.lower())
             elif isinstance(item, str):
                 if not exact_names:
@@ -50,7 +51,8 @@ class LayerSelection:
     def _name_matches(self, pattern: str, entry: LayerEntry) -> bool:
         if self.exact_names:
             return entry.name == pattern
-        return re.search(pattern, entry.longname) is not None or entry.name == pattern
+        # a longname is also matched as it is written: gate rows ('lstm.weight_ih_l0[i]') hold regex brackets
+        return re.search(pattern, entry.longname) is not None or pattern in (entry.name, entry.longname)
 
     def keeps(self, entry: LayerEntry) -> bool:
         keep = True

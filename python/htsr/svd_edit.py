@@ -13,6 +13,8 @@ truncated SVD runs in the core, exactly, in float64; the reference uses a random
   the layer's randomly permuted ESD (what survives a permutation: e.g. a large mean of the weights).
 - Conv2D layers: each kh·kw slice W[:, :, i, j] gets ceil(k / rf) (sharpening: ceil(-k / rf), so fewer spikes
   than slices remove nothing), as the reference. Layers with 3-D weights (torch Conv1d) are left unchanged.
+- Recurrent layers (htsr's rows; the facade skips them as the reference does): each gate matrix is rebuilt in
+  place within its stacked weight_ih / weight_hh parameter.
 
 `svd_smoothing` / `svd_sharpness` return a new model (a deep copy of an nn.Module, or a new dict for a state
 dict) and leave the input untouched; the facade's WeightWatcher.SVDSmoothing / SVDSharpness change the model in
@@ -21,13 +23,16 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Optional
+import re
+from typing import Optional, Tuple
 
 import numpy as np
 
 from ._native import core
 from .analysis import analyze
 from .layer_access import _as_float
+from .layers import RECURRENT_TYPES
+from .sources.recurrent import GATES
 
 SMOOTH_METHODS = ("detx", "alpha_min", "rmt", "auto", "svd")
 _SMOOTH_ALIASES = {"lambda_min": "alpha_min", "mp": "rmt"}
@@ -45,11 +50,29 @@ def _target(model, inplace: bool):
     raise ValueError(f"SVD smoothing/sharpening edits a torch nn.Module or a state dict, got {type(model).__name__}")
 
 
-def _get_weight(model, longname: str):
+def _get_weight(model, longname: str, parameter: bool = False):
+    """(tensor, key) of a layer: a dict's '<longname>.weight' (or '<longname>'), a module's `.weight`, or with
+    parameter=True the module parameter the longname names ('lstm.weight_ih_l0')."""
     if isinstance(model, dict):
         key = longname + ".weight" if longname + ".weight" in model else longname
         return model[key], key
+    if parameter:
+        owner, _, attr = longname.rpartition(".")
+        return getattr(model.get_submodule(owner), attr), longname
     return model.get_submodule(longname).weight, longname
+
+
+GATE_ROW = re.compile(r"^(?P<parameter>.+)\[(?P<gate>\w)\]$")  # 'lstm.weight_ih_l0[f]'
+
+
+def _recurrent_target(row) -> Tuple[str, Optional[int], int]:
+    """(stacked parameter, gate index, gate count) of a recurrent row: 'lstm.weight_ih_l0[f]' ->
+    ('lstm.weight_ih_l0', 1, 4); an RNN's or an LSTM projection's row is its whole parameter (None, 1)."""
+    match = GATE_ROW.match(row["longname"])
+    if match is None:
+        return row["longname"], None, 1
+    gates = GATES[row["layer_type"]]
+    return match["parameter"], gates.index(match["gate"]), len(gates)
 
 
 def _set_weight(model, key: str, new: np.ndarray, old) -> None:
@@ -63,8 +86,7 @@ def _set_weight(model, key: str, new: np.ndarray, old) -> None:
         return
     import torch
 
-    weight = model.get_submodule(key).weight
-    weight.data = torch.from_numpy(new).to(dtype=weight.dtype, device=weight.device)
+    old.data = torch.from_numpy(new).to(dtype=old.dtype, device=old.device)
 
 
 def _rebuild(model, rows, counts, sign: int) -> None:
@@ -73,9 +95,16 @@ def _rebuild(model, rows, counts, sign: int) -> None:
     for row, k in zip(rows, counts):
         if k is None or (isinstance(k, float) and math.isnan(k)) or int(k) == 0:
             continue
-        old, key = _get_weight(model, row["longname"])
+        recurrent = row["layer_type"] in RECURRENT_TYPES
+        parameter, gate, gate_count = _recurrent_target(row) if recurrent else (row["longname"], None, 1)
+        old, key = _get_weight(model, parameter, parameter=recurrent)
         W = _as_float(old.detach().cpu().numpy() if hasattr(old, "detach") else old).astype(np.float64)
-        if W.ndim == 2:
+        if recurrent and W.ndim == 2:
+            size = W.shape[0] // gate_count
+            rows = slice(0, W.shape[0]) if gate is None else slice(gate * size, (gate + 1) * size)
+            new = W.copy()  # the other gates of the stacked matrix stay as they are
+            new[rows] = core.svd_truncate(np.ascontiguousarray(W[rows]), sign * int(k))
+        elif W.ndim == 2:
             new = core.svd_truncate(W, sign * int(k))
         elif W.ndim == 4 and row["layer_type"] == "conv2d":
             per_slice = int(math.ceil(sign * int(k) / int(row["rf"])))

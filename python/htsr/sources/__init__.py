@@ -17,7 +17,8 @@ def iter_layers(model, start_ids: int = 0, **options) -> Iterator[LayerEntry]:
     sharded with an index). options: unsafe_pickle (allow code execution when loading a pickle checkpoint); peft
     (True or 'with_base' for a LoRA adapter folder, which is detected anyway); base_model (LoRA: the base for
     'with_base'; otherwise rows are W_model - W_base, see sources/peft.py); reference_layout (the compatible
-    facade: dicts, checkpoint files and ONNX numbered, named and typed as weightwatcher 0.7.7 does)."""
+    facade: torch modules, dicts, checkpoint files and ONNX numbered, named and typed as weightwatcher 0.7.7
+    does, recurrent layers skipped as it skips them; otherwise their gates are rows, see sources/recurrent.py)."""
     peft, base_model = options.pop("peft", False), options.pop("base_model", None)
     if isinstance(model, (str, os.PathLike)):
         from .peft import is_adapter_folder, iter_adapter
@@ -36,6 +37,16 @@ def iter_layers(model, start_ids: int = 0, **options) -> Iterator[LayerEntry]:
 
 def _iter_model(model, start_ids: int = 0, **options) -> Iterator[LayerEntry]:
     reference_layout = options.get("reference_layout", False)
+    entries = _iter_source(model, start_ids, **options)
+    if reference_layout:
+        return entries
+    from .recurrent import split_recurrent
+
+    return split_recurrent(entries)  # stacked recurrent tensors of state dicts and files: one row per gate
+
+
+def _iter_source(model, start_ids: int = 0, **options) -> Iterator[LayerEntry]:
+    reference_layout = options.get("reference_layout", False)
     if isinstance(model, (str, os.PathLike)):
         from .formats import iter_path
 
@@ -47,7 +58,7 @@ def _iter_model(model, start_ids: int = 0, **options) -> Iterator[LayerEntry]:
     if _is_torch_module(model):
         from .torch_module import iter_torch_module
 
-        return iter_torch_module(model, start_ids)
+        return iter_torch_module(model, start_ids, reference_layout=reference_layout)
     if _is_onnx_model(model):
         from .onnx import iter_onnx
 

@@ -1,4 +1,6 @@
-"""Layers of a torch nn.Module, in named_modules() order (ids count every module, as the reference)."""
+"""Layers of a torch nn.Module, in named_modules() order (ids count every module, as the reference). Recurrent
+modules (nn.LSTM, nn.GRU, nn.RNN, their cells) give one row per gate matrix (sources/recurrent.py), except in the
+reference layout (the compatible facade), where they are skipped as weightwatcher 0.7.7 skips them."""
 from __future__ import annotations
 
 from typing import Iterator
@@ -27,7 +29,13 @@ def module_layer_type(module) -> str:
 def iter_torch_module(model, start_ids: int = 0, reference_layout: bool = False) -> Iterator[LayerEntry]:
     import torch
 
+    from .recurrent import module_entries, module_kind
+
     for offset, (longname, module) in enumerate(model.named_modules()):
+        recurrent = None if reference_layout else module_kind(module)
+        if recurrent is not None:
+            yield from module_entries(module, recurrent, start_ids + offset, longname)
+            continue
         layer_type = module_layer_type(module)
         weight = getattr(module, "weight", None)
         if layer_type in (NORM, UNKNOWN) or not isinstance(weight, torch.Tensor):
