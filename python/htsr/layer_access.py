@@ -85,6 +85,6 @@ def get_Weights(model, layer, *, min_evals: int = 8, max_evals: Optional[int] = 
         return [_as_float(entry.load())]
     plan = plan_layer(entry, conv2d_norm=False, float32_weights=_float32_weights)
     slices = [_as_float(s) for s in plan.slices]
-    if entry.layer_type != CONV2D and _float32_weights:
+    if entry.layer_type != CONV2D and _float32_weights and not entry.read_as_stored:
         slices = [s.astype(np.float32, copy=False) for s in slices]
     return slices

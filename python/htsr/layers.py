@@ -38,6 +38,9 @@ class LayerEntry:
     finish_row: Optional[Callable[[Dict], None]] = field(default=None, repr=False)  # source-specific row fix-up
     error: Optional[str] = None  # known unreadable (e.g. listed in an index, absent from its file): a failed row
     keep_largest: int = 0  # > 0: analyze only this many of the largest eigenvalues (intra-layer rows)
+    # the reference reads these weights as stored (numpy arrays, ONNX initializers), not through torch's .float():
+    # the compatible facade then does not round float64 to float32
+    read_as_stored: bool = False
 
 
 @dataclass
@@ -97,12 +100,12 @@ def plan_layer(entry: LayerEntry, conv2d_norm: bool = True, float32_weights: boo
     """Loads the weights and cuts them into the matrices of spec §1 (views, no copies).
 
     float32_weights: round float64 weights to float32 first, as weightwatcher reads torch weights
-    (the compatible facade only; it costs a copy)."""
+    (the compatible facade only; it costs a copy); not for entries it reads as stored (entry.read_as_stored)."""
     validate(entry)
     N, M, rf = matrix_dims(entry)
     weights = entry.load()
     array, tag = (weights if isinstance(weights, tuple) else (weights, None))
-    if float32_weights and tag is None and array.dtype == np.float64:
+    if float32_weights and not entry.read_as_stored and tag is None and array.dtype == np.float64:
         array = array.astype(np.float32)
     keep_largest = 0
     scale = 1.0

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -163,3 +164,38 @@ def test_recurrent_modules_match_reference():
     assert list(theirs["longname"]) == ["fc", "head"]
     same_frame(htsr_analyze(model), theirs)
     assert len(reference_analyze(model.lstm)) == len(htsr_analyze(model.lstm)) == 0  # a bare LSTM: no rows
+
+
+# ---------------------------------------------------------------------------------------------------------
+# float64 weights the reference reads as stored
+# ---------------------------------------------------------------------------------------------------------
+def float64_arrays():
+    rng = np.random.default_rng(5)
+    heavy = rng.pareto(2.0, (150, 70)) * rng.choice([-1.0, 1.0], (150, 70))
+    return {"heavy.weight": heavy, "gauss.weight": rng.standard_normal((90, 120)),
+            "conv.weight": rng.standard_normal((24, 12, 3, 3))}
+
+
+def test_float64_numpy_state_dict_is_not_rounded():
+    """The reference rounds torch tensors to float32 (Tensor.float()) but analyzes numpy arrays as stored: on a
+    float64 numpy state dict the facade agrees to 1e-9, where rounding to float32 first leaves ~1e-7."""
+    state = float64_arrays()
+    compare_rows(htsr_analyze(state), reference_analyze(state), rtol=1e-9)
+    torch_state = {k: torch.from_numpy(v) for k, v in state.items()}  # float64 tensors: rounded, as the reference
+    compare_rows(htsr_analyze(torch_state), reference_analyze(torch_state), rtol=1e-9)
+
+
+def test_float64_onnx_initializers_are_not_rounded():
+    pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    arrays = float64_arrays()
+    nodes = [helper.make_node("MatMul", ["x", "heavy.weight"], ["h"]),
+             helper.make_node("MatMul", ["y", "gauss.weight"], ["g"]),
+             helper.make_node("Conv", ["img", "conv.weight"], ["c"])]
+    inputs = [helper.make_tensor_value_info(n, TensorProto.DOUBLE, None) for n in ("x", "y", "img")]
+    graph = helper.make_graph(nodes, "g", inputs, [helper.make_tensor_value_info("h", TensorProto.DOUBLE, None)],
+                              initializer=[numpy_helper.from_array(v, k) for k, v in arrays.items()])
+    proto = helper.make_model(graph)
+    assert [t.data_type for t in proto.graph.initializer] == [TensorProto.DOUBLE] * 3
+    compare_rows(htsr_analyze(proto), reference_analyze(proto), rtol=1e-9)

@@ -142,4 +142,4 @@ def _reference_entries(model, path: Optional[str]) -> Iterator[LayerEntry]:
         if layer_type is None or (layer_type == DENSE and min(shape) < 2):
             continue
         yield LayerEntry(index, tensor.name, tensor.name, layer_type, shape, _dtype_name(tensor),
-                         lambda t=tensor: _load_tensor(t, path))
+                         lambda t=tensor: _load_tensor(t, path), read_as_stored=True)

@@ -1,7 +1,10 @@
 """Layers of a dict of name -> numpy array / torch tensor (a state dict)."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Iterator, Mapping, Tuple
+
+import numpy as np
 
 from ..errors import SourceError
 from ..layers import CONV1D, CONV2D, DENSE, EMBEDDING, NORM, UNKNOWN, LayerEntry
@@ -81,5 +84,8 @@ def _state_items(state: Mapping):
 
 def iter_state_dict(state: Mapping, start_ids: int = 0, reference_layout: bool = False) -> Iterator[LayerEntry]:
     if reference_layout:
-        return reference_entries_from_tensors(_state_items(state), start_ids)
+        entries = reference_entries_from_tensors(_state_items(state), start_ids)
+        # the reference converts torch tensors with .float() and reads other arrays as stored
+        return (dataclasses.replace(e, read_as_stored=isinstance(state[e.longname + ".weight"], np.ndarray))
+                for e in entries)
     return entries_from_tensors(_state_items(state), start_ids)
