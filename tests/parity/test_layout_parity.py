@@ -199,3 +199,17 @@ def test_float64_onnx_initializers_are_not_rounded():
     proto = helper.make_model(graph)
     assert [t.data_type for t in proto.graph.initializer] == [TensorProto.DOUBLE] * 3
     compare_rows(htsr_analyze(proto), reference_analyze(proto), rtol=1e-9)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# a real checkpoint on the dict route
+# ---------------------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_efficientnet_checkpoint_matches_reference_on_its_state_dict(efficientnet_pth):
+    """EfficientNet-Lite0's .pth through the facade = the reference on torch.load(file): ids count its
+    '*.weight' keys from 1 (BatchNorm weights take ids, running statistics do not)."""
+    state = torch.load(str(efficientnet_pth), map_location="cpu", weights_only=True)
+    theirs = reference_analyze(state)
+    assert len(theirs) == 50  # the conv and dense weights with at least 8 eigenvalues
+    same_frame(htsr_analyze(str(efficientnet_pth)), theirs)
+    same_frame(htsr_analyze(state), theirs)
