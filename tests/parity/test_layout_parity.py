@@ -145,6 +145,17 @@ def test_state_dict_describe_matches_reference(start_ids):
         assert list(ours[column]) == list(theirs[column]), column
 
 
+def test_state_dict_without_weight_keys_is_refused_clearly():
+    """The reference fails with KeyError('W1.weight') on a dict without '*.weight' keys; the facade says why and
+    what reads such a dict (htsr.analyze names its rows after the keys)."""
+    import htsr
+
+    arrays = {"W1": np.random.default_rng(0).standard_normal((40, 30))}
+    with pytest.raises(htsr.SourceError, match=r"no '<name>\.weight' tensor.*htsr\.analyze"):
+        htsr.WeightWatcher(arrays).analyze()
+    assert list(htsr.analyze(arrays)["longname"]) == ["W1"]
+
+
 def test_checkpoint_file_matches_reference_on_its_state_dict(tmp_path):
     """A .pth file through the facade = the reference on torch.load(file): LSTM / GRU matrices left out."""
     state = dict_net().state_dict()
