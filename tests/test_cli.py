@@ -57,6 +57,23 @@ def test_demo(capsys):
         assert summary[key] == pytest.approx(value, abs=1e-6)
 
 
+def test_demo_explains_how_to_read_alpha(capsys):
+    assert cli.main(["analyze", "--demo"]) == 0
+    out = capsys.readouterr().out
+    guide = out[out.index("how to read this:"):]  # after the tables
+    assert "< 2: possibly" in guide and "> 6: under-trained" in guide and "alpha_weighted" in guide
+    assert "htsr report" in guide
+    assert cli.main(["analyze", "--demo", "--format", "csv"]) == 0  # machine-readable output stays clean
+    assert "how to read" not in capsys.readouterr().out
+
+
+def test_progress_needs_no_extra():
+    tomllib = pytest.importorskip("tomllib")
+    with open(os.path.join(os.path.dirname(__file__), "..", "pyproject.toml"), "rb") as f:
+        dependencies = tomllib.load(f)["project"]["dependencies"]
+    assert any(d.startswith("tqdm") for d in dependencies), "tqdm must be a base dependency (progress out of the box)"
+
+
 def test_demo_files_exist():
     for path in cli.demo_paths():
         assert os.path.isfile(path)

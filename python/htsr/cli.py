@@ -16,6 +16,12 @@ COMPARE_SHOWN = ["longname", "match", "alpha_a", "alpha_b", "alpha_diff", "alpha
                  "log_spectral_norm_diff", "warning_a", "warning_b"]
 FORMATS = ("table", "csv", "json", "parquet")
 EXIT_OK, EXIT_LAYERS_FAILED, EXIT_USAGE = 0, 1, 2
+# Printed after the demo's tables: how to read them, for a user's first minutes.
+READING_GUIDE = """how to read this:
+  alpha: the power-law exponent of each layer's eigenvalue tail. 2-6: well trained; < 2: possibly
+         over-trained (warning 'over-trained'); > 6: under-trained (warning 'under-trained').
+  alpha_weighted = alpha * log10(lambda_max); its mean over layers (summary) tracks test accuracy across a
+         series of models: smaller is better. For figures and a browsable table: htsr report MODEL -o report.html"""
 
 EXAMPLES = """examples:
   htsr analyze --demo
@@ -165,6 +171,8 @@ def cmd_analyze(args) -> int:
             print(f"wrote {out}")
         if plot_dir:
             print(f"wrote figures to {plot_dir}")
+    if args.demo and fmt == "table":
+        print(READING_GUIDE)
     return EXIT_LAYERS_FAILED if failed else EXIT_OK
 
 

@@ -18,12 +18,7 @@ class LayerProgress:
         on = progress if progress is not None else bool(getattr(stream, "isatty", lambda: False)())
         if not on:
             return
-        try:
-            from tqdm.auto import tqdm
-        except ImportError:
-            if progress:  # asked for explicitly
-                raise ImportError("the progress bar needs tqdm: pip install htsr[progress]") from None
-            return
+        from tqdm.auto import tqdm  # a base dependency: hour-long runs show progress out of the box
         self.bar = tqdm(total=total, unit="layer", file=stream, dynamic_ncols=True, desc="htsr")
 
     def batch_done(self, batch: List) -> None:
