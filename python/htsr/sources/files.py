@@ -8,7 +8,7 @@ from typing import Iterator, List
 
 from ..errors import SourceError
 from ..layers import UNKNOWN, LayerEntry
-from .safetensors_file import _DTYPES as KNOWN_DTYPES
+from .header_problems import with_header_problems
 from .safetensors_file import SafetensorsFile
 from .state_dict import entries_from_tensors, layer_names
 
@@ -63,16 +63,14 @@ def iter_path(path: str, start_ids: int = 0) -> Iterator[LayerEntry]:
         for f in files:
             yield from f.items()
 
-    # tensors stored in a dtype this reader does not know: a failed row naming file, tensor and dtype
-    unknown = {layer_names(key)[1]: f"{f.path}: tensor '{key}' has dtype {info['dtype']}, which htsr cannot read"
-               for f in files for key, info in f.tensors.items() if info["dtype"] not in KNOWN_DTYPES}
+    # tensors the header shows unreadable (unknown dtype, impossible shape, past the end): failed rows
+    problems = {key: message for f in files for key, message in f.problems.items()}
+    unusable = {key for f in files for key in f.unusable_shapes}
 
     def entries():
         last = start_ids - 1
-        for entry in entries_from_tensors(items(), start_ids):
+        for entry in with_header_problems(entries_from_tensors(items(), start_ids), problems, unusable):
             last = entry.layer_id
-            if entry.longname in unknown:
-                entry.error = unknown[entry.longname]
             yield entry
         for key, shard in absent:
             last += 1

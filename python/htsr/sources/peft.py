@@ -69,6 +69,8 @@ def adapter_tensors(folder: str) -> Dict[str, Tuple[Tuple[int, ...], object]]:
         from .safetensors_file import SafetensorsFile
 
         f = SafetensorsFile(st)
+        if f.problems:  # an adapter is small and its A/B pairs depend on each other: all or nothing
+            raise SourceError(next(iter(f.problems.values())))
         return {key: (shape, load) for key, shape, _, load in f.items()}
     binary = os.path.join(folder, "adapter_model.bin")
     if os.path.isfile(binary):
