@@ -1,4 +1,5 @@
-"""Models on disk: a .safetensors file, or a Hugging Face folder (single or sharded safetensors)."""
+"""Models on disk: a .safetensors file, or a Hugging Face folder (single or sharded safetensors).
+Layers come in model order (sources/model_order.py): safetensors writers store tensors sorted by name."""
 from __future__ import annotations
 
 import glob
@@ -8,6 +9,7 @@ from typing import Dict, Iterator, List
 from ..errors import SourceError
 from ..layers import UNKNOWN, LayerEntry
 from .header_problems import with_header_problems
+from .model_order import in_model_order
 from .safetensors_file import SafetensorsFile
 from .shard_index import read_shard_index, shard_paths
 from .state_dict import entries_from_tensors, layer_names
@@ -47,18 +49,15 @@ def iter_path(path: str, start_ids: int = 0) -> Iterator[LayerEntry]:
     by_name = {os.path.normpath(os.path.relpath(f.path, path)): f for f in files} if weight_map else {}
     # tensors the index lists but its shard does not hold: a failed row each, naming shard and tensor
     absent = [(k, s) for k, s in weight_map.items() if s in by_name and k not in by_name[s].tensors]
-
-    def items():
-        for f in files:
-            yield from f.items()
-
+    # the tensors of every shard in model order: the writer stores them sorted by name
+    items = in_model_order(item for f in files for item in f.items())
     # tensors the header shows unreadable (unknown dtype, impossible shape, past the end): failed rows
     problems = {key: message for f in files for key, message in f.problems.items()}
     unusable = {key for f in files for key in f.unusable_shapes}
 
     def entries():
         last = start_ids - 1
-        for entry in with_header_problems(entries_from_tensors(items(), start_ids), problems, unusable):
+        for entry in with_header_problems(entries_from_tensors(items, start_ids), problems, unusable):
             last = entry.layer_id
             yield entry
         for key, shard in absent:

@@ -3,7 +3,7 @@ package (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, K-quants, ...), named as 
 
 The header is parsed here (not with gguf.GGUFReader) so that a tensor lying past the end of a truncated
 file, or stored in a type the package cannot dequantize, fails its own row and names itself, while the
-other tensors are analyzed."""
+other tensors are analyzed. Layers come in model order (sources/model_order.py), not the file's name order."""
 from __future__ import annotations
 
 import math
@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import SourceError
 from ..layers import LayerEntry
 from .header_problems import impossible_shape, with_header_problems
+from .model_order import in_model_order
 from .state_dict import entries_from_tensors
 
 GGUF_MAGIC = b"GGUF"
@@ -231,6 +232,8 @@ class GGUFFile:
 def iter_gguf(path: str, start_ids: int = 0) -> Iterator[LayerEntry]:
     _gguf_package()
     f = GGUFFile(path)
+    # llama.cpp writes tensors sorted by name (blk.10 before blk.2): ids follow the model instead
+    items = in_model_order(f.items())
     problems = {hf_name(name): message for name, message in f.problems.items()}
     unusable = {hf_name(name) for name in f.unusable_shapes}
-    return with_header_problems(entries_from_tensors(f.items(), start_ids), problems, unusable)
+    return with_header_problems(entries_from_tensors(items, start_ids), problems, unusable)

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import LayerError, SourceError
 from ..layers import DENSE, EMBEDDING, LayerEntry
+from .model_order import in_model_order
 
 ADAPTER_CONFIG = "adapter_config.json"
 _LORA_KEY = re.compile(r"^(?:base_model\.model\.)?(.+)\.(lora_A|lora_B|lora_embedding_A|lora_embedding_B)"
@@ -142,7 +143,7 @@ def iter_adapter(folder: str, start_ids: int = 0, peft=True, base_model=None, **
 
 def _adapter_entries(folder, config, modules, base, with_base, start_ids) -> Iterator[LayerEntry]:
     layer_id = start_ids
-    for module in sorted(modules):
+    for module in in_model_order(modules, name=str):  # adapter files list modules by name: 10 before 2
         parts = modules[module]
         name = module.split(".")[-1]
         where = f"{folder}: layer '{module}'"
