@@ -147,25 +147,30 @@ def test_missing_path(tmp_path, path):
         htsr.analyze(str(missing))
 
 
-@pytest.mark.parametrize("keep", ["half", "header_only_part", "four_bytes"])
-def test_truncated_file(tmp_path, keep):
+@pytest.mark.parametrize("keep", ["header_only_part", "four_bytes"])
+def test_truncated_header(tmp_path, keep):
     path = _valid_file(tmp_path / "model.safetensors")
     data = path.read_bytes()
     header_len = int.from_bytes(data[:8], "little")
-    cut = {"half": len(data) // 2, "header_only_part": 8 + header_len // 2, "four_bytes": 4}[keep]
-    assert cut < len(data)
+    cut = {"header_only_part": 8 + header_len // 2, "four_bytes": 4}[keep]
     path.write_bytes(data[:cut])
     with pytest.raises(SourceError, match=re.escape(str(path))):
         htsr.analyze(path)
 
 
-def test_truncated_file_in_folder(tmp_path):
+@pytest.mark.parametrize("in_folder", [False, True])
+def test_truncated_data_fails_the_cut_tensors(tmp_path, in_folder):
+    # the cut falls inside a.weight (the first tensor): a and b fail, each naming file and tensor
     folder = tmp_path / "hf"
     folder.mkdir()
     path = _valid_file(folder / "model.safetensors")
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with pytest.raises(SourceError, match="model.safetensors"):
-        htsr.analyze(folder)
+    rows = {r["longname"]: r for r in htsr.analyze(folder if in_folder else path).to_dict("records")}
+    assert sorted(rows) == ["a", "b"]
+    for key, row in rows.items():
+        assert row["status"] == "failed"
+        assert str(path) in row["message"] and f"'{key}.weight'" in row["message"], row["message"]
+        assert "truncated" in row["message"]
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import pytest
 import htsr
 from htsr import cli
 
-LAYER_NAMES = ["enc.k", "enc.q", "head"]  # analyzable layers in file order (safetensors sorts names)
+LAYER_NAMES = ["enc.q", "enc.k", "head"]  # analyzable layers in model order (q before k, as attention registers them)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def test_analyze_json_to_stdout(models, capsys):
 def test_analyze_csv_to_stdout(models, capsys):
     code, out, _ = run(["analyze", models["base"], "--format", "csv", "--layers", "enc"], capsys)
     assert code == 0
-    assert list(pd.read_csv(io.StringIO(out))["longname"]) == ["enc.k", "enc.q"]
+    assert list(pd.read_csv(io.StringIO(out))["longname"]) == ["enc.q", "enc.k"]
 
 
 def test_analyze_parquet(models, tmp_path, capsys):
@@ -121,7 +121,7 @@ def test_describe(models, tmp_path, capsys):
     assert code == 0
     table = pd.read_csv(io.StringIO(out))
     assert list(table["longname"]) == LAYER_NAMES
-    assert list(table["N"]) == [96, 128, 80] and list(table["M"]) == [48, 64, 40]
+    assert list(table["N"]) == [128, 96, 80] and list(table["M"]) == [64, 48, 40]
     assert run(["describe", str(tmp_path / "missing.safetensors")], capsys)[0] == 2
 
 

@@ -1,12 +1,14 @@
 """The `htsr` command (also `python -m htsr`): analyze | describe | report | compare.
 
-Exit codes: 0 success, 1 some layers failed (the output is still written), 2 usage or input error."""
+Exit codes: 0 success, 1 some layers failed (the output is still written), 2 usage or input error (one
+`htsr: error:` line naming the file and the fault), 3 internal error (a bug in htsr; --debug shows the traceback)."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import sys
+import traceback
 from typing import List, Optional
 
 DEMO_MODELS = ("demo_mlp.safetensors", "demo_cnn.safetensors")
@@ -15,7 +17,7 @@ SHOWN_COLUMNS = ["layer_id", "longname", "layer_type", "N", "M", "num_evals", "a
 COMPARE_SHOWN = ["longname", "match", "alpha_a", "alpha_b", "alpha_diff", "alpha_weighted_diff",
                  "log_spectral_norm_diff", "warning_a", "warning_b"]
 FORMATS = ("table", "csv", "json", "parquet")
-EXIT_OK, EXIT_LAYERS_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_LAYERS_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 # Printed after the demo's tables: how to read them, for a user's first minutes.
 READING_GUIDE = """how to read this:
   alpha: the power-law exponent of each layer's eigenvalue tail. 2-6: well trained; < 2: possibly
@@ -32,7 +34,8 @@ EXAMPLES = """examples:
   htsr describe ./my-hf-model
   htsr report ./my-hf-model -o report.html
   htsr compare base.safetensors finetuned.safetensors --plots cmp/ --out diff.csv
-exit codes: 0 ok, 1 some layers failed (output still written), 2 usage or input error"""
+exit codes: 0 ok, 1 some layers failed (output still written), 2 usage or input error,
+  3 internal error (a bug in htsr: rerun with --debug and report the traceback)"""
 
 
 class UsageError(Exception):
@@ -286,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--layers", nargs="+", metavar="SEL",
                         help="layer ids (negative excludes), name regexes ('-' prefix excludes) or types "
                              "(dense, conv1d, conv2d, embedding, lstm, gru, rnn)")
+    common.add_argument("--debug", action="store_true", help="on an error, also print the Python traceback")
     compute = argparse.ArgumentParser(add_help=False)
     compute.add_argument("--precision", choices=["float64", "float32"], default="float64",
                          help="eigenvalue precision (default float64)")
@@ -358,11 +362,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         return args.run(args)
     except UsageError as e:
-        print(f"htsr: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except (HTSRError, ValueError, NotImplementedError, OSError) as e:
-        print(f"htsr: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return report_error(args, f"htsr: error: {e}", EXIT_USAGE)
+    except (HTSRError, ValueError, NotImplementedError, OSError) as e:  # bad input: the message names it
+        return report_error(args, f"htsr: error: {e}", EXIT_USAGE)
+    except Exception as e:  # a bug in htsr, not in the input: say so, never exit 1 (that means "layers failed")
+        return report_error(args, f"htsr: internal error: {type(e).__name__}: {e} (a bug in htsr: rerun with "
+                                  "--debug for the traceback and report it)", EXIT_INTERNAL)
+
+
+def report_error(args, line: str, code: int) -> int:
+    """One line on stderr (the traceback before it with --debug); returns the exit code."""
+    if getattr(args, "debug", False):
+        traceback.print_exc(file=sys.stderr)
+    print(" ".join(line.splitlines()), file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

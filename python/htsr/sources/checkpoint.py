@@ -5,12 +5,12 @@ Pickles that need code execution to load (whole pickled modules, custom classes)
 caller passes unsafe_pickle=True: loading them runs arbitrary code from the file."""
 from __future__ import annotations
 
-import json
 import os
 from typing import Iterator, List
 
 from ..errors import SourceError
 from ..layers import LayerEntry
+from .shard_index import read_shard_index, shard_paths
 from .state_dict import entries_from_tensors, reference_entries_from_tensors
 from .tensors import tensor_dtype_name, to_core_matrix
 
@@ -80,15 +80,7 @@ def checkpoint_paths(folder: str) -> List[str]:
     """pytorch_model.bin, or the shards listed in pytorch_model.bin.index.json, of a Hugging Face folder."""
     index = os.path.join(folder, "pytorch_model.bin.index.json")
     if os.path.isfile(index):
-        try:
-            with open(index) as f:
-                shards = sorted(set(json.load(f)["weight_map"].values()))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-            raise SourceError(f"{index}: unreadable shard index ({e})") from None
-        missing = [s for s in shards if not os.path.isfile(os.path.join(folder, s))]
-        if missing:
-            raise SourceError(f"{index}: shard(s) missing from {folder}: {', '.join(missing)}")
-        return [os.path.join(folder, s) for s in shards]
+        return shard_paths(index, read_shard_index(index))
     return [os.path.join(folder, "pytorch_model.bin")]
 
 

@@ -1,16 +1,20 @@
-"""Models on disk: a .safetensors file, or a Hugging Face folder (single or sharded safetensors)."""
+"""Models on disk: a .safetensors file, or a Hugging Face folder (single or sharded safetensors).
+Layers come in model order (sources/model_order.py): safetensors writers store tensors sorted by name."""
 from __future__ import annotations
 
 import glob
-import json
 import os
-from typing import Iterator, List
+from typing import Dict, Iterator, List
 
 from ..errors import SourceError
 from ..layers import UNKNOWN, LayerEntry
-from .safetensors_file import _DTYPES as KNOWN_DTYPES
+from .header_problems import with_header_problems
+from .model_order import in_model_order
 from .safetensors_file import SafetensorsFile
+from .shard_index import read_shard_index, shard_paths
 from .state_dict import entries_from_tensors, layer_names
+
+INDEX_NAME = "model.safetensors.index.json"
 
 
 def safetensors_paths(path: str) -> List[str]:
@@ -21,18 +25,9 @@ def safetensors_paths(path: str) -> List[str]:
         if not path.endswith(".safetensors"):
             raise SourceError(f"{path}: unsupported file type (expected a .safetensors file)")
         return [path]
-    index = os.path.join(path, "model.safetensors.index.json")
+    index = os.path.join(path, INDEX_NAME)
     if os.path.isfile(index):
-        try:
-            with open(index) as f:
-                weight_map = json.load(f)["weight_map"]
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise SourceError(f"{index}: unreadable shard index ({e})") from None
-        shards = sorted(set(weight_map.values()))
-        missing = [s for s in shards if not os.path.isfile(os.path.join(path, s))]
-        if missing:
-            raise SourceError(f"{index}: shard(s) missing from {path}: {', '.join(missing)}")
-        return [os.path.join(path, s) for s in shards]
+        return shard_paths(index, read_shard_index(index))
     single = os.path.join(path, "model.safetensors")
     if os.path.isfile(single):
         return [single]
@@ -42,43 +37,34 @@ def safetensors_paths(path: str) -> List[str]:
     return found
 
 
-def index_map(path: str):
-    """tensor -> shard file of a folder's model.safetensors.index.json, or None."""
-    index = os.path.join(path, "model.safetensors.index.json") if os.path.isdir(path) else ""
-    if not index or not os.path.isfile(index):
-        return None
-    with open(index) as f:
-        return json.load(f)["weight_map"]
+def index_map(path: str) -> Dict[str, str]:
+    """tensor -> shard file of a folder's model.safetensors.index.json ({} without one)."""
+    index = os.path.join(path, INDEX_NAME) if os.path.isdir(path) else ""
+    return read_shard_index(index) if index and os.path.isfile(index) else {}
 
 
 def iter_path(path: str, start_ids: int = 0) -> Iterator[LayerEntry]:
     files = [SafetensorsFile(p) for p in safetensors_paths(path)]  # headers checked before any work
-    weight_map = index_map(path) or {}
-    by_name = {os.path.relpath(f.path, path): f for f in files} if weight_map else {}
+    weight_map = index_map(path)
+    by_name = {os.path.normpath(os.path.relpath(f.path, path)): f for f in files} if weight_map else {}
     # tensors the index lists but its shard does not hold: a failed row each, naming shard and tensor
-    absent = [(k, s) for k, s in weight_map.items()
-              if os.path.normpath(s) in by_name and k not in by_name[os.path.normpath(s)].tensors]
-
-    def items():
-        for f in files:
-            yield from f.items()
-
-    # tensors stored in a dtype this reader does not know: a failed row naming file, tensor and dtype
-    unknown = {layer_names(key)[1]: f"{f.path}: tensor '{key}' has dtype {info['dtype']}, which htsr cannot read"
-               for f in files for key, info in f.tensors.items() if info["dtype"] not in KNOWN_DTYPES}
+    absent = [(k, s) for k, s in weight_map.items() if s in by_name and k not in by_name[s].tensors]
+    # the tensors of every shard in model order: the writer stores them sorted by name
+    items = in_model_order(item for f in files for item in f.items())
+    # tensors the header shows unreadable (unknown dtype, impossible shape, past the end): failed rows
+    problems = {key: message for f in files for key, message in f.problems.items()}
+    unusable = {key for f in files for key in f.unusable_shapes}
 
     def entries():
         last = start_ids - 1
-        for entry in entries_from_tensors(items(), start_ids):
+        for entry in with_header_problems(entries_from_tensors(items, start_ids), problems, unusable):
             last = entry.layer_id
-            if entry.longname in unknown:
-                entry.error = unknown[entry.longname]
             yield entry
         for key, shard in absent:
             last += 1
             name, longname = layer_names(key)
             yield LayerEntry(last, name, longname, UNKNOWN, (), "float32", lambda: None,
                              error=f"{os.path.join(path, shard)}: tensor '{key}' is listed in "
-                                   "model.safetensors.index.json but not stored in this shard")
+                                   f"{INDEX_NAME} but not stored in this shard")
 
     return entries()

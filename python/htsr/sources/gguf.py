@@ -3,22 +3,26 @@ package (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, K-quants, ...), named as 
 
 The header is parsed here (not with gguf.GGUFReader) so that a tensor lying past the end of a truncated
 file, or stored in a type the package cannot dequantize, fails its own row and names itself, while the
-other tensors are analyzed."""
+other tensors are analyzed. Layers come in model order (sources/model_order.py), not the file's name order."""
 from __future__ import annotations
 
+import math
 import os
 import re
 import struct
-from typing import Dict, Iterator, List, Tuple
+from typing import Dict, Iterator, List, Set, Tuple
 
 import numpy as np
 
 from ..errors import SourceError
 from ..layers import LayerEntry
+from .header_problems import impossible_shape, with_header_problems
+from .model_order import in_model_order
 from .state_dict import entries_from_tensors
 
 GGUF_MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
+MAX_ARRAY_NESTING = 16
 
 # GGUF metadata value types -> struct format (8: string, 9: array are handled apart)
 _SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
@@ -74,12 +78,14 @@ class _Cursor:
         raw = self.take(self.unpack("<Q"))
         return bytes(raw).decode("utf-8", errors="replace")
 
-    def value(self, vtype: int):
+    def value(self, vtype: int, key: str, depth: int = 0):
         if vtype in _SCALARS:
             return self.unpack(_SCALARS[vtype])
         if vtype == 8:
             return self.string()
         if vtype == 9:
+            if depth >= MAX_ARRAY_NESTING:  # real files nest one or two levels; a deep chain is corruption
+                raise SourceError(f"{self.path}: metadata '{key}' nests arrays more than {MAX_ARRAY_NESTING} deep")
             etype, count = self.unpack("<I"), self.unpack("<Q")
             if etype in _SCALARS:  # read numeric arrays in one go
                 size = struct.calcsize(_SCALARS[etype])
@@ -93,8 +99,8 @@ class _Cursor:
                     pos += 8 + unpack_from("<Q", data, pos)[0]
                 self.take(pos - self.pos)
                 return None
-            return [self.value(etype) for _ in range(count)]
-        raise SourceError(f"{self.path}: corrupt GGUF metadata (value type {vtype})")
+            return [self.value(etype, key, depth + 1) for _ in range(count)]
+        raise SourceError(f"{self.path}: metadata '{key}' has an unknown value type ({vtype}): corrupt GGUF header")
 
 
 class GGUFFile:
@@ -126,7 +132,7 @@ class GGUFFile:
         self.metadata: Dict[str, object] = {}
         for _ in range(n_kv):
             key = cur.string()
-            self.metadata[key] = cur.value(cur.unpack("<I"))
+            self.metadata[key] = cur.value(cur.unpack("<I"), key)
         infos = []
         for _ in range(n_tensors):
             name = cur.string()
@@ -135,9 +141,50 @@ class GGUFFile:
                 raise SourceError(f"{path}: tensor '{name}' has a corrupt header ({n_dims} dims)")
             dims = [cur.unpack("<Q") for _ in range(n_dims)]
             infos.append((name, tuple(reversed(dims)), cur.unpack("<I"), cur.unpack("<Q")))
-        alignment = int(self.metadata.get("general.alignment", DEFAULT_ALIGNMENT) or DEFAULT_ALIGNMENT)
-        self.data_start = (cur.pos + alignment - 1) // alignment * alignment
+        self.alignment = self._alignment()
+        self.data_start = (cur.pos + self.alignment - 1) // self.alignment * self.alignment
         self.tensors: List[Tuple[str, Tuple[int, ...], int, int]] = infos
+        self.problems: Dict[str, str] = {}  # tensor -> why it cannot be read (a failed row each)
+        self.unusable_shapes: Set[str] = set()  # tensors whose shape itself is the fault (not reported)
+        for name, shape, code, offset in infos:
+            self._check(name, shape, code, offset)
+
+    def _alignment(self) -> int:
+        if "general.alignment" not in self.metadata:
+            return DEFAULT_ALIGNMENT
+        value = self.metadata["general.alignment"]
+        # a power of two, as llama.cpp requires; bool is an int subclass but never a valid alignment
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0 or value & (value - 1):
+            shown = "an array" if value is None else repr(value)
+            raise SourceError(f"{self.path}: general.alignment is {shown}, not a power-of-two integer")
+        return value
+
+    def _check(self, name: str, shape: Tuple[int, ...], code: int, offset: int) -> None:
+        """Records the tensors whose header entry alone shows they cannot be read."""
+        _, sizes, GGMLQuantizationType = _gguf_package()
+        where = f"{self.path}: tensor '{name}'"
+        if impossible_shape(shape, self.size):  # not reported: its dims would overflow the table
+            self.problems[name] = (f"{where}: shape {shape} cannot be stored in a file of {self.size} bytes: "
+                                   "the file is truncated or its header is corrupt")
+            self.unusable_shapes.add(name)
+            return
+        try:
+            qtype = GGMLQuantizationType(code)
+            block, type_size = sizes[qtype]
+        except (ValueError, KeyError):
+            self.problems[name] = f"{where} has unknown GGML type {code}"
+            return
+        nbytes = math.prod(shape) // block * type_size
+        begin = self.data_start + offset
+        if shape and shape[-1] % block:
+            self.problems[name] = (f"{where}: row length {shape[-1]} is not a multiple of the {qtype.name} "
+                                   f"block ({block})")
+        elif begin + nbytes > self.size:
+            self.problems[name] = (f"{where} ({qtype.name}, {nbytes} bytes at {begin}) lies past the end of the "
+                                   f"file ({self.size} bytes): the file is truncated or its header is corrupt")
+        elif offset % self.alignment:
+            self.problems[name] = (f"{where}: offset {offset} is not a multiple of general.alignment "
+                                   f"({self.alignment}): its header is corrupt")
 
     def type_name(self, code: int) -> str:
         _, _, GGMLQuantizationType = _gguf_package()
@@ -152,21 +199,14 @@ class GGUFFile:
                 27: "int64"}.get(code, "float32")
 
     def load(self, name: str, shape: Tuple[int, ...], code: int, offset: int):
+        if name in self.problems:
+            raise SourceError(self.problems[name])
         quants, sizes, GGMLQuantizationType = _gguf_package()
         where = f"{self.path}: tensor '{name}'"
-        try:
-            qtype = GGMLQuantizationType(code)
-        except ValueError:
-            raise SourceError(f"{where} has unknown GGML type {code}") from None
+        qtype = GGMLQuantizationType(code)
         block, type_size = sizes[qtype]
-        count = int(np.prod(shape)) if shape else 1
-        if shape and shape[-1] % block:
-            raise SourceError(f"{where}: row length {shape[-1]} is not a multiple of the {qtype.name} block ({block})")
-        nbytes = count // block * type_size
+        nbytes = math.prod(shape) // block * type_size
         begin = self.data_start + offset
-        if begin + nbytes > self.size:
-            raise SourceError(f"{where} ({qtype.name}, {nbytes} bytes at {begin}) lies past the end of the "
-                              f"file ({self.size} bytes): the file is truncated or its header is corrupt")
         raw = np.memmap(self.path, dtype=np.uint8, mode="r", offset=begin, shape=(nbytes,)) if nbytes else \
             np.zeros(0, np.uint8)
         if qtype.name in ("F32", "F16", "F64"):
@@ -191,4 +231,9 @@ class GGUFFile:
 
 def iter_gguf(path: str, start_ids: int = 0) -> Iterator[LayerEntry]:
     _gguf_package()
-    return entries_from_tensors(GGUFFile(path).items(), start_ids)
+    f = GGUFFile(path)
+    # llama.cpp writes tensors sorted by name (blk.10 before blk.2): ids follow the model instead
+    items = in_model_order(f.items())
+    problems = {hf_name(name): message for name, message in f.problems.items()}
+    unusable = {hf_name(name) for name in f.unusable_shapes}
+    return with_header_problems(entries_from_tensors(items, start_ids), problems, unusable)

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import LayerError, SourceError
 from ..layers import DENSE, EMBEDDING, LayerEntry
+from .model_order import in_model_order
 
 ADAPTER_CONFIG = "adapter_config.json"
 _LORA_KEY = re.compile(r"^(?:base_model\.model\.)?(.+)\.(lora_A|lora_B|lora_embedding_A|lora_embedding_B)"
@@ -69,6 +70,8 @@ def adapter_tensors(folder: str) -> Dict[str, Tuple[Tuple[int, ...], object]]:
         from .safetensors_file import SafetensorsFile
 
         f = SafetensorsFile(st)
+        if f.problems:  # an adapter is small and its A/B pairs depend on each other: all or nothing
+            raise SourceError(next(iter(f.problems.values())))
         return {key: (shape, load) for key, shape, _, load in f.items()}
     binary = os.path.join(folder, "adapter_model.bin")
     if os.path.isfile(binary):
@@ -140,7 +143,7 @@ def iter_adapter(folder: str, start_ids: int = 0, peft=True, base_model=None, **
 
 def _adapter_entries(folder, config, modules, base, with_base, start_ids) -> Iterator[LayerEntry]:
     layer_id = start_ids
-    for module in sorted(modules):
+    for module in in_model_order(modules, name=str):  # adapter files list modules by name: 10 before 2
         parts = modules[module]
         name = module.split(".")[-1]
         where = f"{folder}: layer '{module}'"
