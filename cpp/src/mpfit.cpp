@@ -5,10 +5,12 @@
 #include "htsr/mpfit.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
-#include <limits>
 #include <numbers>
 #include <optional>
+
+#include "nelder_mead.hpp"
 
 namespace htsr {
 namespace {
@@ -18,9 +20,8 @@ constexpr double kDensityPad = 0.5;
 constexpr double kDensityFloor = 0.01;    // points with density below this are left out of the residual
 constexpr double kPenalty = 1000.0;       // residual per point when the MP edges fall outside the data
 constexpr double kGridLo = 0.05, kGridHi = 2.0, kGridStep = 0.01;  // sigma grid, in units of s0
-// scipy.optimize.fmin defaults (the reference polishes its grid optimum with it).
-constexpr double kSimplexDelta = 0.05, kSimplexZeroDelta = 0.00025, kXTol = 1e-4, kFTol = 1e-4;
-constexpr int kMaxCalls = 200, kMaxIterations = 200;
+// scipy.optimize.fmin's default tolerances (the reference polishes its grid optimum with fmin).
+constexpr double kXTol = 1e-4, kFTol = 1e-4;
 
 // The data the density is estimated on and the residual against the MP (or quarter-circle) law.
 class Objective {
@@ -95,80 +96,6 @@ std::vector<double> numpy_arange(double start, double stop, double step) {
     return out;
 }
 
-// scipy.optimize.fmin (Nelder-Mead, default coefficients and tolerances) in one dimension, step for step.
-double nelder_mead_1d(const Objective& f, double x0) {
-    int calls = 0;
-    struct OutOfCalls {};
-    auto eval = [&](double x) {
-        if (calls >= kMaxCalls) throw OutOfCalls{};
-        ++calls;
-        return f(x);
-    };
-    double sim[2] = {x0, x0 != 0.0 ? (1.0 + kSimplexDelta) * x0 : kSimplexZeroDelta};
-    double fsim[2] = {std::numeric_limits<double>::infinity(), std::numeric_limits<double>::infinity()};
-    auto sort = [&] {  // numpy argsort of two values: stable, NaN last
-        if (fsim[1] < fsim[0] || (std::isnan(fsim[0]) && !std::isnan(fsim[1]))) {
-            std::swap(sim[0], sim[1]);
-            std::swap(fsim[0], fsim[1]);
-        }
-    };
-    try {
-        fsim[0] = eval(sim[0]);
-        fsim[1] = eval(sim[1]);
-    } catch (const OutOfCalls&) {
-    }
-    sort();
-    int iterations = 1;
-    while (calls < kMaxCalls && iterations < kMaxIterations) {
-        try {
-            if (std::fabs(sim[1] - sim[0]) <= kXTol && std::fabs(fsim[0] - fsim[1]) <= kFTol) break;
-            const double xbar = sim[0];
-            const double xr = 2.0 * xbar - 1.0 * sim[1];
-            const double fxr = eval(xr);
-            if (fxr < fsim[0]) {
-                const double xe = 3.0 * xbar - 2.0 * sim[1];
-                const double fxe = eval(xe);
-                if (fxe < fxr) {
-                    sim[1] = xe;
-                    fsim[1] = fxe;
-                } else {
-                    sim[1] = xr;
-                    fsim[1] = fxr;
-                }
-            } else {
-                bool shrink = false;
-                if (fxr < fsim[1]) {
-                    const double xc = 1.5 * xbar - 0.5 * sim[1];
-                    const double fxc = eval(xc);
-                    if (fxc <= fxr) {
-                        sim[1] = xc;
-                        fsim[1] = fxc;
-                    } else {
-                        shrink = true;
-                    }
-                } else {
-                    const double xcc = 0.5 * xbar + 0.5 * sim[1];
-                    const double fxcc = eval(xcc);
-                    if (fxcc < fsim[1]) {
-                        sim[1] = xcc;
-                        fsim[1] = fxcc;
-                    } else {
-                        shrink = true;
-                    }
-                }
-                if (shrink) {
-                    sim[1] = sim[0] + 0.5 * (sim[1] - sim[0]);
-                    fsim[1] = eval(sim[1]);
-                }
-            }
-            ++iterations;
-        } catch (const OutOfCalls&) {
-        }
-        sort();
-    }
-    return sim[0];
-}
-
 MPFit failed(MPFit fit, std::string why) {
     fit.status = "failed";
     fit.message = std::move(why);
@@ -232,7 +159,9 @@ MPFit fit_marchenko_pastur(const std::vector<double>& evals, double Q, std::int6
         if (std::isnan(values[best])) break;
         if (values[i] < values[best] || std::isnan(values[i])) best = i;
     }
-    const double sigma = nelder_mead_1d(objective, grid[best]);
+    const auto polish = detail::nelder_mead_unbounded<1>([&](const std::array<double, 1>& p) { return objective(p[0]); },
+                                                         {grid[best]}, kXTol, kFTol);
+    const double sigma = polish.x[0];
 
     const double bulk_max = (sigma * (1.0 + 1.0 / std::sqrt(Q))) * (sigma * (1.0 + 1.0 / std::sqrt(Q)));
     const double bulk_min = (sigma * (1.0 - 1.0 / std::sqrt(Q))) * (sigma * (1.0 - 1.0 / std::sqrt(Q)));

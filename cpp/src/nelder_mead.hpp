@@ -1,7 +1,8 @@
-// Bounded Nelder-Mead in D dimensions with scipy.optimize.minimize(method='Nelder-Mead', bounds=...)'s
-// rules step for step: its initial simplex (5% steps, 0.00025 for zeros, reflected into the box), clipping of
-// every trial point to the bounds, its acceptance tests, shrink, stable re-sorting, tolerances and the
-// 200*D evaluation/iteration budgets. Matching the rules (not only the objective) is what makes a fit that
+// Nelder-Mead in D dimensions with scipy's rules step for step, shared by the 2-D TPL fit (nelder_mead_bounded:
+// minimize(method='Nelder-Mead', bounds=...); infinite bounds under powerlaw 1.x) and the 1-D MP polish
+// (nelder_mead_unbounded: fmin): its initial simplex (5% steps, 0.00025 for zeros, reflected into the box),
+// clipping of every trial point to the bounds, its acceptance tests, shrink, stable re-sorting, tolerances and
+// the 200*D evaluation/iteration budgets. Matching the rules (not only the objective) is what makes a fit that
 // stops at tol=1e-4 land on the reference's point rather than merely near it.
 #pragma once
 #include <algorithm>
@@ -79,6 +80,8 @@ NelderMeadResult<D> nelder_mead_bounded(const F& f, std::array<double, D> x0, co
     sort_simplex();
     int iterations = 1;
     while (calls < maxfun && iterations < maxiter) {
+        // Unlike numpy's max, a NaN spread (a NaN or twice-infinite TPL likelihood) counts as 0 here: kept so TPL
+        // results do not move; the MP objective is finite wherever this test could stop, so MP is unaffected.
         double xspread = 0.0, fspread = 0.0;
         for (std::size_t j = 1; j < D + 1; ++j) {
             for (std::size_t k = 0; k < D; ++k) xspread = std::max(xspread, std::fabs(sim[j][k] - sim[0][k]));
@@ -158,6 +161,15 @@ NelderMeadResult<D> nelder_mead_bounded(const F& f, std::array<double, D> x0, co
     result.success = !(calls >= maxfun) && !(iterations >= maxiter);
     result.evaluations = calls;
     return result;
+}
+
+// scipy.optimize.fmin: no bounds. Infinite bounds make every clip and reflection above a no-op.
+template <std::size_t D, class F>
+NelderMeadResult<D> nelder_mead_unbounded(const F& f, const std::array<double, D>& x0, double xatol, double fatol) {
+    std::array<double, D> lb, ub;
+    lb.fill(-std::numeric_limits<double>::infinity());
+    ub.fill(std::numeric_limits<double>::infinity());
+    return nelder_mead_bounded<D>(f, x0, lb, ub, xatol, fatol);
 }
 
 }  // namespace htsr::detail
