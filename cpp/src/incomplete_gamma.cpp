@@ -19,6 +19,7 @@ constexpr double kZetaMinusOne[] = {6.4493406684822644e-1, 2.0205690315959429e-1
                                     4.9418860411946456e-4, 2.460865533080483e-4};
 
 constexpr int kMaxTerms = 80;
+constexpr double kMaxRecurrenceSteps = 1000.0;
 
 // zeta(k) - 1 for k = 0..kMaxTerms (entries below 2 unused), computed once.
 const double* zeta_minus_one_table() {
@@ -103,9 +104,20 @@ double upper_incomplete_gamma(double s, double z) {
     if (std::isinf(z)) return 0.0;
     if (z >= 1.0) return continued_fraction(s, z);
     if (s > -0.5) return series_small_z(s, z);
+    // Far below zero the continued fraction converges in a few terms (its b = z + 1 - s is large), while the
+    // recurrence below would take |s| steps (a near-constant tail makes the TPL start at alpha ~ 1e9).
+    if (s < -kMaxRecurrenceSteps) return continued_fraction(s, z);
     // Upward recurrence Gamma(s, z) = (Gamma(s + 1, z) - z^s e^{-z}) / s: |s| >= 0.5, and for z < 1 the
-    // z^s e^{-z} term dominates, so no cancellation.
-    return (upper_incomplete_gamma(s + 1.0, z) - power_times_exp(s, z)) / s;
+    // z^s e^{-z} term dominates, so no cancellation. Unrolled into a loop (same operations in the same order).
+    std::array<double, static_cast<std::size_t>(kMaxRecurrenceSteps) + 2> steps{};
+    std::size_t n = 0;
+    for (double t = s; t <= -0.5; t += 1.0) steps[n++] = t;
+    double gamma = series_small_z(steps[n - 1] + 1.0, z);
+    while (n > 0) {
+        const double t = steps[--n];
+        gamma = (gamma - power_times_exp(t, z)) / t;
+    }
+    return gamma;
 }
 
 }  // namespace htsr
