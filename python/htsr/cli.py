@@ -1,6 +1,7 @@
 """The `htsr` command (also `python -m htsr`): analyze | describe | report | compare.
 
-Exit codes: 0 success, 1 some layers failed (the output is still written), 2 usage or input error."""
+Exit codes: 0 success, 1 some layers failed (the output is still written), 2 usage or input error,
+130 interrupted (Ctrl-C; with --out FILE every finished layer is saved there, and --resume continues)."""
 from __future__ import annotations
 
 import argparse
@@ -15,7 +16,7 @@ SHOWN_COLUMNS = ["layer_id", "longname", "layer_type", "N", "M", "num_evals", "a
 COMPARE_SHOWN = ["longname", "match", "alpha_a", "alpha_b", "alpha_diff", "alpha_weighted_diff",
                  "log_spectral_norm_diff", "warning_a", "warning_b"]
 FORMATS = ("table", "csv", "json", "parquet")
-EXIT_OK, EXIT_LAYERS_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_LAYERS_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 EXAMPLES = """examples:
   htsr analyze --demo
@@ -26,7 +27,8 @@ EXAMPLES = """examples:
   htsr describe ./my-hf-model
   htsr report ./my-hf-model -o report.html
   htsr compare base.safetensors finetuned.safetensors --plots cmp/ --out diff.csv
-exit codes: 0 ok, 1 some layers failed (output still written), 2 usage or input error"""
+exit codes: 0 ok, 1 some layers failed (output still written), 2 usage or input error,
+  130 interrupted (Ctrl-C: finished layers are saved in --out FILE; rerun with --resume to continue)"""
 
 
 class UsageError(Exception):
@@ -355,6 +357,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (HTSRError, ValueError, NotImplementedError, OSError) as e:
         print(f"htsr: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt as e:  # one line, no traceback
+        print(interrupted_message(e), file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def interrupted_message(e: KeyboardInterrupt) -> str:
+    from .errors import Interrupted
+
+    if isinstance(e, Interrupted):
+        return f"htsr: interrupted: {e.saved} layer(s) saved to {e.out}; rerun with --resume to continue"
+    return "htsr: interrupted"
 
 
 if __name__ == "__main__":
