@@ -157,12 +157,6 @@ def test_layer_with_missing_slices_is_redone(tmp_path, monkeypatch):
     assert_tables_equal(resumed, htsr.analyze(conv_model(), pool=False))
 
 
-def test_no_journal_is_left_after_a_run(tmp_path):
-    out = tmp_path / "d.json"
-    htsr.analyze(make_model(), out=out)
-    assert os.path.exists(out) and not os.path.exists(journal_path(str(out)))
-
-
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
 def test_resumed_table_is_the_uninterrupted_one_dtypes_included(tmp_path, fmt):
     out = tmp_path / f"d.{fmt}"

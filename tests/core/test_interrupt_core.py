@@ -19,10 +19,11 @@ def slow_matrices(n: int, shape=(1000, 800), seed: int = 0):
 
 
 def one_solve_seconds(matrix) -> float:
-    """Wall time of one layer alone (one thread): how long a stop may wait for the solve in flight."""
+    """How long a stop may wait for the solve in flight: a batch of two solves per thread takes about two."""
+    copies = 2 * core.max_threads()
     start = time.perf_counter()
-    core.analyze_layers([([matrix], 1.0)])
-    return time.perf_counter() - start
+    core.analyze_layers([([matrix], 1.0)] * copies)
+    return (time.perf_counter() - start) / 2
 
 
 def sigint_later(seconds: float) -> threading.Timer:
@@ -32,13 +33,13 @@ def sigint_later(seconds: float) -> threading.Timer:
 
 
 def test_sigint_stops_the_core_within_a_solve():
-    matrices = slow_matrices(24)
+    matrices = slow_matrices(48)  # a batch of many solves: about 24 one after the other on two threads
     solve = one_solve_seconds(matrices[0])
     timer = sigint_later(0.5)
     start = time.perf_counter()
     with pytest.raises(KeyboardInterrupt):
         core.analyze_layers([([m], 1.0) for m in matrices])
-        time.sleep(30)  # (the old core only noticed the signal here, after the whole batch)
+        time.sleep(60)  # (the old core only noticed the signal here, after the whole batch)
     timer.join()
     waited = time.perf_counter() - start - 0.5
     assert waited < 2 * solve + 0.5, f"stopped {waited:.2f} s after Ctrl-C (one solve: {solve:.2f} s)"
@@ -48,11 +49,13 @@ def test_core_gives_the_same_numbers_after_a_stop():
     matrices = slow_matrices(12)
     before = core.analyze_layers([([m], 1.0) for m in matrices], return_evals=True)
     threads = core.max_threads()
+    handed = []
     timer = sigint_later(0.3)
     with pytest.raises(KeyboardInterrupt):
-        core.analyze_layers([([m], 1.0) for m in matrices])
+        core.analyze_layers([([m], 1.0) for m in matrices], on_layer_done=lambda i, r: handed.append(i))
         time.sleep(30)
     timer.join()
+    assert len(handed) < len(matrices)  # it did stop in the middle
     after = core.analyze_layers([([m], 1.0) for m in matrices], return_evals=True)
     assert core.max_threads() == threads
     for a, b in zip(before, after):
