@@ -10,13 +10,9 @@ namespace {
 
 std::atomic<double> wave_work{kDefaultWaveWorkPerThread};
 
-// Multiply-adds of a layer's Gram products and eigensolves: sum over slices of N*M*M + M^3.
 double layer_work(const LayerInput& layer) {
     double work = 0.0;
-    for (const MatrixView& s : layer.slices) {
-        const double n = static_cast<double>(s.long_side()), m = static_cast<double>(s.short_side());
-        work += n * m * m + m * m * m;
-    }
+    for (const MatrixView& s : layer.slices) work += solve_work(s);
     return work;
 }
 
@@ -49,6 +45,11 @@ std::vector<LayerRange> analysis_waves(const std::vector<LayerInput>& layers, st
     }
     if (first < layers.size()) waves.push_back({first, layers.size()});
     return waves;
+}
+
+double solve_work(const MatrixView& W) {
+    const double n = static_cast<double>(W.long_side()), m = static_cast<double>(W.short_side());
+    return n * m * m + m * m * m;
 }
 
 double wave_work_per_thread() { return wave_work.load(); }

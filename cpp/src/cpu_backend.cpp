@@ -54,6 +54,10 @@ public:
             const std::int64_t side = layers[job.layer].slices[job.slice].short_side();
             (side <= kParallelMatrixSide ? small : large).push_back(&job);
         }
+        // Biggest first: the last solves to start are short, so no thread waits long for the others at the end.
+        std::stable_sort(small.begin(), small.end(), [&](const SliceJob* a, const SliceJob* b) {
+            return solve_work(layers[a->layer].slices[a->slice]) > solve_work(layers[b->layer].slices[b->slice]);
+        });
         if (!small.empty()) {
             // Many small solves: one per OpenMP thread, each with a single-threaded BLAS.
             lapack::BlasThreads single(1);

@@ -20,6 +20,9 @@ inline constexpr std::int64_t kAloneSide = 1536;
 
 std::vector<LayerRange> analysis_waves(const std::vector<LayerInput>& layers, std::size_t threads);
 
+// Multiply-adds of one matrix's Gram product and eigensolve (N*M*M + M^3): what waves and schedules weigh.
+double solve_work(const MatrixView& W);
+
 // The work per thread of a wave (default kDefaultWaveWorkPerThread); settable for tests and tuning.
 inline constexpr double kDefaultWaveWorkPerThread = 4294967296.0;  // 2^32 multiply-adds: about a second of one core
 double wave_work_per_thread();
