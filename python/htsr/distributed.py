@@ -75,6 +75,8 @@ def analyze_many(sources, *, engine: str = "serial", address: Optional[str] = No
     out, resume : as in `analyze`: the details file (.parquet, .csv, .json), rewritten after every finished
         chunk, with columns model, fingerprint and run_options added; resume=True skips the layers already
         there. Rows of chunks that failed as a whole are returned but not written, so a resume retries them.
+        The run holds the lock on OUT.journal (a second writer fails with htsr.journal.OutFileBusy); Ctrl-C
+        raises htsr.errors.Interrupted once the finished chunks are in `out`.
     **options : any other `analyze` option (layers, min_evals, precision, mp_fit, device, ...), applied to
         every source. randomize / alpha_ci draws restart from `seed` in every chunk, so with a model split
         into several chunks they differ from one analyze() call on it (engines still agree exactly).
