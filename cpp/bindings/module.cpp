@@ -10,12 +10,15 @@
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "htsr/analysis_waves.hpp"
 #include "htsr/backend.hpp"
+#include "htsr/interrupt.hpp"
 #include "htsr/tpl.hpp"
 #ifdef HTSR_WITH_CUDA
 #include "../cuda/cuda_backend.hpp"
@@ -280,6 +283,40 @@ EsdTransform parse_esd_transform(const std::string& s) {
     throw std::invalid_argument("esd_transform must be 'none', 'inverse' or 'sqrt', got '" + s + "'");
 }
 
+// One layer's result as the dict analyze_layers returns.
+py::dict layer_result(LayerAnalysis& a, bool return_evals, const AnalysisOptions& opts) {
+    py::dict d;
+    put_spectrum(d, a.spectrum, return_evals);
+    if (a.spectrum.error.empty()) {
+        put_fit(d, a.fit);
+        put_metrics(d, a.metrics);
+        if (opts.mp_fit) put_mp(d, a.mp, "");
+        if (opts.alpha_ci) put_interval(d, a.alpha_ci);
+        if (opts.randomize != nullptr) put_randomized(d, a.randomized, return_evals);
+    }
+    return d;
+}
+
+// Python signals while the core runs without the GIL: the StopToken check runs the pending handlers; the
+// exception one raises (KeyboardInterrupt) is kept and raised again once the core has stopped.
+class PendingSignals {
+public:
+    bool check() {
+        py::gil_scoped_acquire gil;
+        if (PyErr_CheckSignals() == 0) return false;
+        raised_.emplace();  // takes the exception the handler raised
+        return true;
+    }
+    [[noreturn]] void rethrow() {
+        if (raised_) throw *raised_;
+        PyErr_SetNone(PyExc_KeyboardInterrupt);
+        throw py::error_already_set();
+    }
+
+private:
+    std::optional<py::error_already_set> raised_;
+};
+
 using DoubleArray = py::array_t<double, py::array::c_style | py::array::forcecast>;
 
 void bind_extras(py::module_& m);
@@ -415,7 +452,8 @@ PYBIND11_MODULE(_core, m) {
            const std::string& small_n, double tolerance, bool candidates, bool return_evals, bool mp_fit,
            const py::object& randomize, const py::object& alpha_ci, int bootstrap, const py::object& seed,
            const std::string& device, const std::string& esd_transform, const std::string& fit_kind,
-           const std::string& fix_fingers, double xmin_max, int max_fingers, double finger_thresh) {
+           const std::string& fix_fingers, double xmin_max, int max_fingers, double finger_thresh,
+           const py::object& on_layer_done) {
             std::vector<py::array> keep_alive;
             const std::vector<LayerInput> inputs = to_layers(layers, keep_alive);
             AnalysisOptions opts;
@@ -430,25 +468,31 @@ PYBIND11_MODULE(_core, m) {
                 opts.alpha_ci = true;
                 opts.bootstrap = bootstrap_options(alpha_ci, bootstrap, seed);
             }
+            // Each finished layer goes to on_layer_done (when given) before the batch is done; Ctrl-C stops the
+            // core between slices and layers and raises KeyboardInterrupt here.
+            py::list out;
+            for (std::size_t l = 0; l < inputs.size(); ++l) out.append(py::none());
+            LayerDone layer_done;
+            if (!on_layer_done.is_none())
+                layer_done = [&](std::size_t l, LayerAnalysis& a) {
+                    py::gil_scoped_acquire gil;
+                    py::dict d = layer_result(a, return_evals, opts);
+                    out[l] = d;
+                    on_layer_done(l, d);
+                };
+            PendingSignals signals;
+            StopToken stop([&signals] { return signals.check(); });
+            opts.spectrum.stop = &stop;
             std::vector<LayerAnalysis> results;
-            {
+            try {
                 py::gil_scoped_release release;
                 auto backend = make_backend(device);
-                results = analyze_layers(*backend, inputs, opts);
+                results = analyze_layers(*backend, inputs, opts, layer_done);
+            } catch (const Interrupted&) {
+                signals.rethrow();  // the GIL is held again here
             }
-            py::list out;
-            for (LayerAnalysis& a : results) {
-                py::dict d;
-                put_spectrum(d, a.spectrum, return_evals);
-                if (a.spectrum.error.empty()) {
-                    put_fit(d, a.fit);
-                    put_metrics(d, a.metrics);
-                    if (mp_fit) put_mp(d, a.mp, "");
-                    if (opts.alpha_ci) put_interval(d, a.alpha_ci);
-                    if (opts.randomize != nullptr) put_randomized(d, a.randomized, return_evals);
-                }
-                out.append(d);
-            }
+            if (layer_done) return out;
+            for (std::size_t l = 0; l < results.size(); ++l) out[l] = layer_result(results[l], return_evals, opts);
             return out;
         },
         py::arg("layers"), py::arg("precision") = "float64", py::arg("method") = "auto", py::arg("xmax") = 0,
@@ -457,8 +501,10 @@ PYBIND11_MODULE(_core, m) {
         py::arg("alpha_ci") = py::none(), py::arg("bootstrap") = 200, py::arg("seed") = py::none(),
         py::arg("device") = "cpu", py::arg("esd_transform") = "none", py::arg("fit") = "PL",
         py::arg("fix_fingers") = "", py::arg("xmin_max") = 0.0, py::arg("max_fingers") = 10,
-        py::arg("finger_thresh") = 1.0,
+        py::arg("finger_thresh") = 1.0, py::arg("on_layer_done") = py::none(),
         "Spectra, power-law fits and metrics of many layers in one call; a failing layer gets 'error' set. "
+        "on_layer_done(index, result): called with each layer's result as soon as it is finished (batch order). "
+        "Ctrl-C (any pending signal whose handler raises) stops the core within a slice and raises here; "
         "esd_transform: 'none', 'inverse' (1/lambda) or 'sqrt' (intra-layer ESDs of singular values). "
         "mp_fit: also the Marchenko-Pastur columns; randomize: a MersenneTwister, also the randomized columns "
         "(permutations drawn from it in layer order).");
@@ -600,6 +646,28 @@ PYBIND11_MODULE(_core, m) {
     m.def("float32_error_bound", &float32_error_bound, py::arg("N"), py::arg("M"),
           "Absolute eigenvalue error bound of the float32 path, in units of lambda_max.");
     m.def("max_threads", []() { return omp_get_max_threads(); }, "OpenMP threads the core uses.");
+    m.def("wave_work_per_thread", &wave_work_per_thread,
+          "analyze_layers finishes a batch in waves of about max_threads() x this many multiply-adds (layers with a "
+          "side over 1536: one per wave); each wave's layers go to on_layer_done together.");
+    m.def("set_wave_work_per_thread", &set_wave_work_per_thread, py::arg("work"));
+    m.def(
+        "analysis_waves",
+        [](const std::vector<std::vector<std::pair<std::int64_t, std::int64_t>>>& shapes, std::size_t threads) {
+            std::vector<LayerInput> layers(shapes.size());
+            for (std::size_t l = 0; l < shapes.size(); ++l)
+                for (const auto& [rows, cols] : shapes[l]) {
+                    MatrixView v;
+                    v.rows = rows;
+                    v.cols = cols;
+                    layers[l].slices.push_back(v);
+                }
+            std::vector<std::pair<std::size_t, std::size_t>> out;
+            for (const LayerRange& w : analysis_waves(layers, threads)) out.emplace_back(w.begin, w.end);
+            return out;
+        },
+        py::arg("shapes"), py::arg("threads"),
+        "The waves analyze_layers would use for layers of these slice shapes [[(rows, cols), ...], ...]: "
+        "[(begin, end), ...].");
     m.def("set_num_threads", [](int n) {
         if (n < 1) throw std::invalid_argument("thread count must be >= 1");
         omp_set_num_threads(n);

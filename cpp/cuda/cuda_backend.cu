@@ -18,6 +18,7 @@
 
 #include "../src/convert.hpp"
 #include "../src/spectrum_detail.hpp"
+#include "htsr/interrupt.hpp"
 #include "cuda_check.hpp"
 
 namespace htsr {
@@ -109,6 +110,10 @@ private:
         std::vector<SliceEigenvalues> slices(layer.slices.size());
         std::string error;
         for (std::size_t s = 0; s < layer.slices.size() && error.empty(); ++s) {
+            if (stop_requested(options.stop)) {  // Ctrl-C: analyze_layers throws Interrupted after this wave
+                error = "analysis interrupted";
+                break;
+            }
             const MatrixView& W = layer.slices[s];
             try {
                 if (options.method == Method::Svd) {

@@ -11,18 +11,19 @@
 #include <string>
 #include <vector>
 
+#include "htsr/analysis_waves.hpp"
 #include "htsr/backend.hpp"
+#include "htsr/interrupt.hpp"
 #include "lapack.hpp"
 #include "spectrum_detail.hpp"
 
 namespace htsr {
 namespace {
 
-// Up to this short side a solve is too small to use several BLAS threads well: many run at once.
-constexpr std::int64_t kTinyMatrixSide = 256;
-// Up to this side, solves run one per thread when there are enough of them to keep every thread busy;
-// otherwise (a few mid-size layers) one at a time with threaded BLAS.
-constexpr std::int64_t kParallelMatrixSide = 1536;
+// Up to this short side solves run one per OpenMP thread with single-threaded BLAS; bigger ones one at a time
+// with threaded BLAS. The choice depends on the matrix alone, never on the other layers of the call: the BLAS
+// thread count changes the last bits, and a resumed run (other batches) must give the same numbers.
+constexpr std::int64_t kParallelMatrixSide = kAloneSide;
 
 struct SliceJob {
     std::size_t layer = 0, slice = 0;
@@ -48,14 +49,15 @@ public:
         for (std::size_t l = 0; l < layers.size(); ++l)
             for (std::size_t s = 0; s < layers[l].slices.size(); ++s) jobs.push_back({l, s, {}, {}});
 
-        std::vector<SliceJob*> small, medium, large;
+        std::vector<SliceJob*> small, large;
         for (SliceJob& job : jobs) {
             const std::int64_t side = layers[job.layer].slices[job.slice].short_side();
-            (side <= kTinyMatrixSide ? small : side <= kParallelMatrixSide ? medium : large).push_back(&job);
+            (side <= kParallelMatrixSide ? small : large).push_back(&job);
         }
-        const std::size_t threads = static_cast<std::size_t>(omp_get_max_threads());
-        std::vector<SliceJob*>& medium_runs_with = medium.size() >= 2 * threads ? small : large;
-        medium_runs_with.insert(medium_runs_with.end(), medium.begin(), medium.end());
+        // Biggest first: the last solves to start are short, so no thread waits long for the others at the end.
+        std::stable_sort(small.begin(), small.end(), [&](const SliceJob* a, const SliceJob* b) {
+            return solve_work(layers[a->layer].slices[a->slice]) > solve_work(layers[b->layer].slices[b->slice]);
+        });
         if (!small.empty()) {
             // Many small solves: one per OpenMP thread, each with a single-threaded BLAS.
             lapack::BlasThreads single(1);
@@ -86,8 +88,13 @@ public:
 
 std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
 
-std::vector<LayerAnalysis> analyze_layers(Backend& backend, const std::vector<LayerInput>& layers,
-                                          const AnalysisOptions& options) {
+namespace {
+
+// One wave of analyze_layers: layers [wave.begin, wave.end) into out[wave.begin, wave.end).
+void analyze_wave(Backend& backend, const std::vector<LayerInput>& all_layers, LayerRange wave,
+                  const AnalysisOptions& options, std::vector<LayerAnalysis>& results) {
+    const std::vector<LayerInput> layers(all_layers.begin() + static_cast<std::ptrdiff_t>(wave.begin),
+                                         all_layers.begin() + static_cast<std::ptrdiff_t>(wave.end));
     // The permutations are drawn in the background while the originals' spectra and fits run.
     std::optional<RandomizedComparisons> randomized;
     if (options.randomize != nullptr) randomized.emplace(backend, layers, options.spectrum, *options.randomize);
@@ -97,6 +104,7 @@ std::vector<LayerAnalysis> analyze_layers(Backend& backend, const std::vector<La
         out[l].spectrum = std::move(spectra[l]);
         transform_spectrum(out[l].spectrum, options.esd_transform);
     }
+    throw_if_stopped(options.spectrum.stop);  // skipped solves left errors that are no layer's fault
 
     // Big fits first, each parallel inside over xmin candidates; then the rest in parallel across layers.
     std::vector<std::size_t> order(layers.size());
@@ -106,12 +114,12 @@ std::vector<LayerAnalysis> analyze_layers(Backend& backend, const std::vector<La
     });
     auto fit_one = [&](std::size_t l) {
         LayerAnalysis& a = out[l];
-        if (!a.spectrum.error.empty()) return;
+        if (!a.spectrum.error.empty() || stop_requested(options.spectrum.stop)) return;
         a.fit = fit_power_law(a.spectrum.evals, options.power_law);
         a.metrics = layer_metrics(a.spectrum.evals, a.fit.alpha, a.spectrum.N, options.tolerance);
         if (options.alpha_ci) {
             BootstrapOptions bootstrap = options.bootstrap;
-            bootstrap.seed += static_cast<std::uint64_t>(l);
+            bootstrap.seed += static_cast<std::uint64_t>(wave.begin + l);  // the layer's index in the batch
             a.alpha_ci = bootstrap_alpha(a.spectrum.evals, a.fit, options.power_law, bootstrap);
         }
         if (options.mp_fit)
@@ -126,7 +134,23 @@ std::vector<LayerAnalysis> analyze_layers(Backend& backend, const std::vector<La
 #pragma omp parallel for schedule(dynamic, 1)
     for (std::ptrdiff_t i = static_cast<std::ptrdiff_t>(first_small); i < static_cast<std::ptrdiff_t>(order.size()); ++i)
         fit_one(order[static_cast<std::size_t>(i)]);
+    throw_if_stopped(options.spectrum.stop);
     if (randomized) randomized->finish(backend, out);
+    throw_if_stopped(options.spectrum.stop);
+    std::move(out.begin(), out.end(), results.begin() + static_cast<std::ptrdiff_t>(wave.begin));
+}
+
+}  // namespace
+
+std::vector<LayerAnalysis> analyze_layers(Backend& backend, const std::vector<LayerInput>& layers,
+                                          const AnalysisOptions& options, const LayerDone& layer_done) {
+    std::vector<LayerAnalysis> out(layers.size());
+    for (const LayerRange& wave : analysis_waves(layers, static_cast<std::size_t>(omp_get_max_threads()))) {
+        throw_if_stopped(options.spectrum.stop);
+        analyze_wave(backend, layers, wave, options, out);
+        if (layer_done)
+            for (std::size_t l = wave.begin; l < wave.end; ++l) layer_done(l, out[l]);
+    }
     return out;
 }
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "convert.hpp"
+#include "htsr/interrupt.hpp"
 #include "htsr/spectrum.hpp"
 #include "spectrum_detail.hpp"
 #include "lapack.hpp"
@@ -85,13 +86,14 @@ void check_shape(const MatrixView& W) {
 
 // Eigenvalues of W^T W (ascending) by accumulating the M x M Gram matrix panel by panel in T.
 template <typename T>
-std::vector<double> gram_eigenvalues(const MatrixView& W, double scale) {
+std::vector<double> gram_eigenvalues(const MatrixView& W, double scale, const StopToken* stop) {
     const std::int64_t m = W.short_side(), n = W.long_side();
     const detail::PanelLayout layout = detail::preferred_layout(W);
     const std::int64_t panel = std::clamp<std::int64_t>(kPanelElements / m, 64, n);
     std::vector<T> gram(static_cast<std::size_t>(m * m), T(0));
     std::vector<T> buffer(static_cast<std::size_t>(m * std::min(panel, n)));
     for (std::int64_t first = 0; first < n; first += panel) {
+        throw_if_stopped(stop);  // a big Gram product is several panels: a stop need not wait for all of them
         const std::int64_t count = std::min(panel, n - first);
         if (!detail::gather_panel<T>(W, first, count, scale, buffer.data(), layout)) throw_non_finite();
         const bool vectors_contiguous = layout == detail::PanelLayout::VectorsContiguous;
@@ -99,6 +101,7 @@ std::vector<double> gram_eigenvalues(const MatrixView& W, double scale) {
                         buffer.data(), static_cast<int>(vectors_contiguous ? m : count), first == 0 ? T(0) : T(1),
                         gram.data());
     }
+    throw_if_stopped(stop);
     std::vector<T> w(static_cast<std::size_t>(m));
     const int info = Lapack<T>::syevd(static_cast<int>(m), gram.data(), w.data());
     if (info != 0) throw std::runtime_error("syevd failed to converge (info=" + std::to_string(info) + ")");
@@ -147,11 +150,14 @@ double float32_error_bound(std::int64_t N, std::int64_t M) {
 
 SliceEigenvalues slice_eigenvalues(const MatrixView& W, double scale, const SpectrumOptions& options) {
     check_shape(W);
+    throw_if_stopped(options.stop);
     if (options.method == Method::Svd) return {svd_eigenvalues(W, scale), false};
-    if (options.precision == Precision::Float32) return {gram_eigenvalues<float>(W, scale), false};
-    std::vector<double> evals = gram_eigenvalues<double>(W, scale);
-    if (options.method == Method::Auto && gram_too_ill_conditioned(evals, W.long_side(), W.short_side()))
+    if (options.precision == Precision::Float32) return {gram_eigenvalues<float>(W, scale, options.stop), false};
+    std::vector<double> evals = gram_eigenvalues<double>(W, scale, options.stop);
+    if (options.method == Method::Auto && gram_too_ill_conditioned(evals, W.long_side(), W.short_side())) {
+        throw_if_stopped(options.stop);
         return {svd_eigenvalues(W, scale), true};
+    }
     return {std::move(evals), false};
 }
 

@@ -7,14 +7,15 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
-from typing import Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
 
 from ._native import core
-from .errors import LayerError, SourceError
-from .layers import ANALYZABLE_TYPES, LayerEntry, LayerPlan, matrix_dims, plan_layer, split_slices, validate
+from .errors import Interrupted, LayerError, SourceError
+from .layers import (ANALYZABLE_TYPES, LayerEntry, LayerPlan, matrix_dims, plan_layer, rows_of_entry, split_slices,
+                     validate)
 from .results import DESCRIBE_COLUMNS, failed_row, make_table, success_row
 from .selection import LayerSelection
 from .sources import iter_layers
@@ -133,8 +134,8 @@ def sized_entries(model, layers, opts: Options, start_ids: int, exact_names: boo
             yield entry, N, M, rf
 
 
-def plan_entries(entries: Iterable[LayerEntry], opts: Options, rows: List[Dict]) -> Iterator[LayerPlan]:
-    """Plans the layers that pass the filters; layers that cannot be analyzed get a failed row."""
+def plan_entries(entries: Iterable[LayerEntry], opts: Options, add_row: Callable) -> Iterator[LayerPlan]:
+    """Plans the layers that pass the filters; layers that cannot be analyzed get a failed row (add_row)."""
     for entry in entries:
         try:
             validate(entry)
@@ -147,7 +148,7 @@ def plan_entries(entries: Iterable[LayerEntry], opts: Options, rows: List[Dict])
             else:
                 yield from split_slices(plan, opts.conv2d_norm)
         except (LayerError, SourceError) as e:  # one unreadable tensor fails its row, not the model
-            rows.append(failed_row(entry, str(e)))
+            add_row(failed_row(entry, str(e)), None)
 
 
 def batches(plans: Iterable[LayerPlan]) -> Iterator[List[LayerPlan]]:
@@ -162,9 +163,20 @@ def batches(plans: Iterable[LayerPlan]) -> Iterator[List[LayerPlan]]:
         yield batch
 
 
-def analyze_batch(batch: List[LayerPlan], opts: Options, return_esd: bool, rng=None) -> List[Dict]:
+def analyze_batch(batch: List[LayerPlan], opts: Options, return_esd: bool, rng=None,
+                  on_row: Optional[Callable] = None) -> List[Dict]:
+    """The rows of one batch, in batch order; on_row(row, plan) gets each as soon as its layer is finished
+    (the core hands layers back while the rest of the batch still runs). Ctrl-C raises KeyboardInterrupt
+    within about one matrix solve; rows handed out before are complete."""
     with_esd = return_esd or opts.detX or opts.vectors
-    results = core.analyze_layers(
+    rows: List[Optional[Dict]] = [None] * len(batch)
+
+    def layer_done(index: int, result: Dict) -> None:
+        rows[index] = layer_row(batch[index], result, opts, return_esd)
+        if on_row is not None:
+            on_row(rows[index], batch[index])
+
+    core.analyze_layers(
         [(plan.slices, plan.scale, plan.keep_largest) for plan in batch],
         precision=opts.precision,
         method=opts.method,
@@ -184,28 +196,32 @@ def analyze_batch(batch: List[LayerPlan], opts: Options, return_esd: bool, rng=N
         xmin_max=opts.xmin_max or 0.0,
         max_fingers=opts.max_fingers,
         finger_thresh=opts.finger_thresh,
+        on_layer_done=layer_done,
     )
-    rows = []
+    return rows
+
+
+def layer_row(plan: LayerPlan, result: Dict, opts: Options, return_esd: bool) -> Dict:
+    """The details row of one layer from the core's result."""
     unasked = ([] if opts.fit != "PL" else ["Lambda"]) + \
         ([] if opts.fix_fingers == "clip_xmax" else ["num_fingers", "raw_alpha"])
-    for plan, result in zip(batch, results):
-        for key in unasked:  # the core reports every fit column; keep those of the options asked for
-            result.pop(key, None)
-        if result["error"]:
-            row = failed_row(plan.entry, f"layer '{plan.entry.longname}': {result['error']}", plan)
-            row.update({key: -1 for key in ("Lambda", "raw_alpha") if key not in unasked})
-            row.update({"num_fingers": 0} if "num_fingers" not in unasked else {})
-            rows.append(row)
-        else:
-            rows.append(success_row(plan, result, opts.precision, opts.device))
+    for key in unasked:  # the core reports every fit column; keep those of the options asked for
+        result.pop(key, None)
+    if result["error"]:
+        row = failed_row(plan.entry, f"layer '{plan.entry.longname}': {result['error']}", plan)
+        if plan.slice_id is not None:  # pool=False: which slice failed
+            row["slice_id"] = plan.slice_id
+        row.update({key: -1 for key in ("Lambda", "raw_alpha") if key not in unasked})
+        row.update({"num_fingers": 0} if "num_fingers" not in unasked else {})
+    else:
+        row = success_row(plan, result, opts.precision, opts.device)
     if opts.detX or opts.vectors:
         from .layer_extras import finish_rows
 
-        finish_rows(batch, rows, opts.detX, opts.vectors)
+        finish_rows([plan], [row], opts.detX, opts.vectors)
         if not return_esd:
-            for row in rows:
-                row.pop("esd", None)
-    return rows
+            row.pop("esd", None)
+    return row
 
 
 def analyze(
@@ -325,10 +341,15 @@ def analyze(
     base_model : the base model of a LoRA adapter (peft='with_base'), or, for an ordinary model, the
         model to subtract: rows then describe W_model - W_base, layers matched by name (layers on one
         side only, or with other shapes, are failed rows).
-    out : path of a .parquet, .csv or .json file rewritten (atomically) after every batch of finished
-        layers, so a crash or Ctrl-C loses none; rows also get `fingerprint` and `run_options` columns.
-    resume : with `out`, skip the layers already in that file; refused (htsr.resume.ResumeError) when it
-        was written with other options or a skipped tensor's fingerprint changed.
+    out : path of a .parquet, .csv or .json file with the rows of this run and the columns `fingerprint`,
+        `run_options`, `model_source` and `model_fingerprint`. Each layer is appended to OUT.journal as soon
+        as it is finished (a kill loses only the layers in flight); the journal is folded into `out` when the
+        run ends. Ctrl-C stops within about one matrix solve, saves every finished layer to `out` and raises
+        KeyboardInterrupt (htsr.errors.Interrupted: attributes out, saved). A second run writing the same `out`
+        while this one runs fails at once (htsr.journal.OutFileBusy).
+    resume : with `out`, skip the layers already in that file (and in a journal a killed run left); refused
+        (htsr.resume.ResumeError) when it holds another model (other tensor names, shapes or dtypes), was
+        written with other options, or a skipped tensor's fingerprint changed.
     progress : show a progress bar (tqdm) with the current layer and GB/s; None (default): only when
         stderr is a terminal; False: quiet.
     detX : also the detX = 1 constraint of each ESD (weightwatcher's detX/ERG): columns detX_num,
@@ -370,29 +391,50 @@ def analyze(
                                 np.random.RandomState(seed))
     recorder = None
     if out is not None:
-        from .resume import RunRecorder
+        from .resume import RunRecorder, model_identity
 
         run = dict(dataclasses.asdict(opts), layers=repr(layers), start_ids=start_ids, exact_names=_exact_names,
                    peft=peft, base_model=base_model if isinstance(base_model, (str, type(None))) else
                    os.fspath(base_model) if isinstance(base_model, os.PathLike) else type(base_model).__name__)
-        recorder = RunRecorder(out, run, resume)
-        entries = recorder.track(entries)
+        entries = list(entries)  # their names, shapes and dtypes identify the model in the out file
+        recorder = RunRecorder(out, run, resume, model_identity(model, entries))
+
+    def add_row(row: Dict, plan: Optional[LayerPlan]) -> None:
+        if recorder is not None:
+            recorder.record(row, rows_of_entry(plan))
+        else:
+            rows.append(row)
+
     from .progress import LayerProgress
 
-    bar = LayerProgress(progress)
+    bar = None
+    stopped: Optional[BaseException] = None
     try:
-        for batch in batches(plan_entries(entries, opts, rows)):
-            rows.extend(analyze_batch(batch, opts, return_esd or plot_dir is not None, rng))
+        if recorder is not None:
+            entries = recorder.track(entries)
+            recorder.start()
+        bar = LayerProgress(progress)
+        for batch in batches(plan_entries(entries, opts, add_row)):
+            analyze_batch(batch, opts, return_esd or plot_dir is not None, rng, add_row)
             bar.batch_done(batch)
-            if recorder is not None:
-                recorder.flush(rows)
+    except BaseException as e:
+        if recorder is None:
+            raise
+        stopped = e  # every finished layer goes to `out` first
     finally:
-        bar.close()
-    if recorder is not None:
-        recorder.flush(rows)
-        table = recorder.table()
-    else:
+        if bar is not None:
+            bar.close()
+    if recorder is None:
         table = make_table(rows)
+    else:
+        try:
+            table = recorder.close(interrupted=stopped is not None)
+        except KeyboardInterrupt:  # Ctrl-C while the out file was written: it was held until the file was whole
+            stopped = stopped if isinstance(stopped, KeyboardInterrupt) else KeyboardInterrupt()
+        if isinstance(stopped, KeyboardInterrupt):
+            raise Interrupted(recorder.path, recorder.saved) from None
+        if stopped is not None:
+            raise stopped
     if plot_dir is not None:
         from .plots import plot_layers
 

@@ -1,7 +1,8 @@
 """The `htsr` command (also `python -m htsr`): analyze | describe | report | compare.
 
 Exit codes: 0 success, 1 some layers failed (the output is still written), 2 usage or input error (one
-`htsr: error:` line naming the file and the fault), 3 internal error (a bug in htsr; --debug shows the traceback)."""
+`htsr: error:` line naming the file and the fault), 3 internal error (a bug in htsr; --debug shows the traceback),
+130 interrupted (Ctrl-C; with --out FILE every finished layer is saved there, and --resume continues)."""
 from __future__ import annotations
 
 import argparse
@@ -17,7 +18,7 @@ SHOWN_COLUMNS = ["layer_id", "longname", "layer_type", "N", "M", "num_evals", "a
 COMPARE_SHOWN = ["longname", "match", "alpha_a", "alpha_b", "alpha_diff", "alpha_weighted_diff",
                  "log_spectral_norm_diff", "warning_a", "warning_b"]
 FORMATS = ("table", "csv", "json", "parquet")
-EXIT_OK, EXIT_LAYERS_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_OK, EXIT_LAYERS_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 # Printed after the demo's tables: how to read them, for a user's first minutes.
 READING_GUIDE = """how to read this:
   alpha: the power-law exponent of each layer's eigenvalue tail. 2-6: well trained; < 2: possibly
@@ -35,7 +36,8 @@ EXAMPLES = """examples:
   htsr report ./my-hf-model -o report.html
   htsr compare base.safetensors finetuned.safetensors --plots cmp/ --out diff.csv
 exit codes: 0 ok, 1 some layers failed (output still written), 2 usage or input error,
-  3 internal error (a bug in htsr: rerun with --debug and report the traceback)"""
+  3 internal error (a bug in htsr: rerun with --debug and report the traceback),
+  130 interrupted (Ctrl-C: finished layers are saved in --out FILE; rerun with --resume to continue)"""
 
 
 class UsageError(Exception):
@@ -365,6 +367,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return report_error(args, f"htsr: error: {e}", EXIT_USAGE)
     except (HTSRError, ValueError, NotImplementedError, OSError) as e:  # bad input: the message names it
         return report_error(args, f"htsr: error: {e}", EXIT_USAGE)
+    except KeyboardInterrupt as e:  # one line, no traceback
+        print(interrupted_message(e), file=sys.stderr)
+        return EXIT_INTERRUPTED
     except Exception as e:  # a bug in htsr, not in the input: say so, never exit 1 (that means "layers failed")
         return report_error(args, f"htsr: internal error: {type(e).__name__}: {e} (a bug in htsr: rerun with "
                                   "--debug for the traceback and report it)", EXIT_INTERNAL)
@@ -376,6 +381,14 @@ def report_error(args, line: str, code: int) -> int:
         traceback.print_exc(file=sys.stderr)
     print(" ".join(line.splitlines()), file=sys.stderr)
     return code
+
+
+def interrupted_message(e: KeyboardInterrupt) -> str:
+    from .errors import Interrupted
+
+    if isinstance(e, Interrupted):
+        return f"htsr: interrupted: {e.saved} layer(s) saved to {e.out}; rerun with --resume to continue"
+    return "htsr: interrupted"
 
 
 if __name__ == "__main__":

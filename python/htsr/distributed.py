@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from .analysis import Options, analyze, selected_entries, size_filter_reason
-from .errors import HTSRError, LayerError, SourceError
+from .errors import HTSRError, Interrupted, LayerError, SourceError
+from .journal import RunJournal
 from .layers import ITEMSIZE, LayerEntry, matrix_dims, validate
 from .results import failed_row, make_table
 from .resume import (BOOL_COLUMNS, RUN_COLUMNS, check_fingerprint, check_out_path, read_previous_run, read_table,
@@ -74,6 +75,8 @@ def analyze_many(sources, *, engine: str = "serial", address: Optional[str] = No
     out, resume : as in `analyze`: the details file (.parquet, .csv, .json), rewritten after every finished
         chunk, with columns model, fingerprint and run_options added; resume=True skips the layers already
         there. Rows of chunks that failed as a whole are returned but not written, so a resume retries them.
+        The run holds the lock on OUT.journal (a second writer fails with htsr.journal.OutFileBusy); Ctrl-C
+        raises htsr.errors.Interrupted once the finished chunks are in `out`.
     **options : any other `analyze` option (layers, min_evals, precision, mp_fit, device, ...), applied to
         every source. randomize / alpha_ci draws restart from `seed` in every chunk, so with a model split
         into several chunks they differ from one analyze() call on it (engines still agree exactly).
@@ -97,6 +100,21 @@ def analyze_many(sources, *, engine: str = "serial", address: Optional[str] = No
     _check_options(options, remote=engine == "ray")
     run_options = _run_options(options, chunk_layers, chunk_bytes)
     recorder = ManyRecorder(out, run_options, resume, [label for label, _ in labeled]) if out is not None else None
+    try:
+        return _analyze_chunks(labeled, options, recorder, out, engine, address=address, gpus_per_task=gpus_per_task,
+                               cpus_per_task=cpus_per_task, chunk_layers=chunk_layers, chunk_bytes=chunk_bytes,
+                               max_retries=max_retries)
+    except KeyboardInterrupt:
+        if recorder is None:
+            raise
+        raise Interrupted(recorder.path, recorder.saved) from None  # finished chunks are in `out`
+    finally:
+        if recorder is not None:
+            recorder.close()
+
+
+def _analyze_chunks(labeled, options: Dict, recorder, out, engine: str, *, address, gpus_per_task, cpus_per_task,
+                    chunk_layers, chunk_bytes, max_retries) -> pd.DataFrame:
     chunks = plan_chunks(labeled, options, recorder, chunk_layers, chunk_bytes)
     spool_dir, own_spool = _spool_dir(out)
     worker_options = {k: v for k, v in options.items() if k not in ("layers", "_exact_names")}
@@ -243,14 +261,24 @@ class ManyRecorder:
         self.done: Dict[Tuple[str, int, str], str] = {}  # (model, layer_id, longname) -> fingerprint
         self.redo: set = set()  # (model, layer_id) of previous rows to drop: that layer is analyzed again
         self.new: Dict[str, List[pd.DataFrame]] = {label: [] for label in labels}
-        if resume and os.path.exists(self.path):
-            self._load()
+        self.saved = 0  # rows in the file
+        self.lock = RunJournal(self.path)  # held for the run: a second writer of `path` fails at once
+        try:
+            if resume and os.path.exists(self.path):
+                self._load()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        self.lock.close(remove=True)
 
     def _load(self) -> None:
         table = read_previous_run(self.path, ["model", "layer_id", "longname"], "analyze_many(out=...)",
                                   self.options_json)
         if table is None:
             return
+        self.saved = len(table)
         table["model"] = table["model"].astype(str)
         for col in BOOL_COLUMNS:  # a failed row's missing flag: NaN, as in a fresh table (files give None)
             if col in table:
@@ -287,6 +315,7 @@ class ManyRecorder:
         table = assemble(by_label)
         table["run_options"] = self.options_json
         write_table(table, self.path)
+        self.saved = len(table)
 
 
 def _serial_results(chunks: List[Chunk], labeled, options: Dict, spool_dir: str) -> Iterator:

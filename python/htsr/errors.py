@@ -11,3 +11,12 @@ class SourceError(HTSRError, ValueError):
 
 class LayerError(HTSRError, ValueError):
     """One layer's weights cannot be analyzed; analysis records a failed row and goes on."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during analyze(out=...): raised once every finished layer is saved in `out`."""
+
+    def __init__(self, out: str, saved: int):
+        super().__init__(f"interrupted: {saved} layer(s) saved to {out}; rerun with resume=True to continue")
+        self.out = out
+        self.saved = saved

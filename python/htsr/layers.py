@@ -137,3 +137,8 @@ def split_slices(plan: LayerPlan, conv2d_norm: bool = True) -> List[LayerPlan]:
         return [dataclasses.replace(plan, slice_id=0)]
     scale = math.sqrt(plan.rf / 2.0) if conv2d_norm else 1.0
     return [dataclasses.replace(plan, slices=[s], scale=scale, slice_id=i) for i, s in enumerate(plan.slices)]
+
+
+def rows_of_entry(plan: Optional[LayerPlan]) -> int:
+    """How many rows the layer of `plan` yields: one per slice with pool=False (split_slices), else one."""
+    return plan.rf if plan is not None and plan.slice_id is not None else 1

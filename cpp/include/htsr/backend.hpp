@@ -1,5 +1,6 @@
 // The one interface both backends (CPU, CUDA) implement: batched spectra of many layers.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -47,9 +48,15 @@ struct LayerAnalysis {
     RandomizedComparison randomized;   // when AnalysisOptions::randomize
 };
 
-// Spectra of all layers, then fits and metrics in parallel across layers.
+// Called on the calling thread with each layer (its index in the batch) as soon as it is finished, in batch
+// order, so results can be kept before the whole batch is done; it may take the result's contents.
+using LayerDone = std::function<void(std::size_t, LayerAnalysis&)>;
+
+// Spectra, then fits and metrics in parallel across layers, wave by wave (htsr/analysis_waves.hpp); each
+// finished wave's layers go to layer_done (when set). Throws htsr::Interrupted when options.spectrum.stop
+// fired: the layers handed to layer_done before are complete, no other result is returned.
 std::vector<LayerAnalysis> analyze_layers(Backend& backend, const std::vector<LayerInput>& layers,
-                                          const AnalysisOptions& options);
+                                          const AnalysisOptions& options, const LayerDone& layer_done = {});
 
 // Randomized comparison of every layer whose spectrum succeeded (results[l].randomized), permutations drawn
 // from rng in layer order; rng ends where numpy's stream would after the same shuffles.

@@ -7,6 +7,8 @@
 
 namespace htsr {
 
+class StopToken;  // htsr/interrupt.hpp
+
 // float64: Gram formed and solved in double (spec §2 exact path). float32: Gram and solve in float,
 // faster, with an absolute error of about float32_error_bound() * lambda_max on every eigenvalue.
 enum class Precision { Float64, Float32 };
@@ -19,6 +21,7 @@ enum class Method { Auto, Gram, Svd };
 struct SpectrumOptions {
     Precision precision = Precision::Float64;
     Method method = Method::Auto;
+    const StopToken* stop = nullptr;  // non-null: solves not yet started are skipped once it fires (Ctrl-C)
 };
 
 // One layer: its matrices (the kh*kw slices of a Conv2D, or a single matrix) and a scale applied to
