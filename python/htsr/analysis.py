@@ -4,19 +4,19 @@ A failure in one layer (bad dtype, NaN, all zeros, odd shape) becomes that layer
 other layers are analyzed normally."""
 from __future__ import annotations
 
-import dataclasses
-import os
-from dataclasses import dataclass
+import inspect
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
 
 from ._native import core
+from . import options as option_table
 from .errors import Interrupted, LayerError, SourceError
 from .layers import (ANALYZABLE_TYPES, LayerEntry, LayerPlan, matrix_dims, plan_layer, rows_of_entry, split_slices,
                      validate)
 from .results import DESCRIBE_COLUMNS, failed_row, make_table, success_row
+from .options import Options
 from .selection import LayerSelection
 from .sources import iter_layers
 
@@ -25,78 +25,6 @@ from .sources import iter_layers
 # (mapped weights count in RSS once read: peak RSS ~ imports + BATCH_BYTES + one tensor + working memory).
 BATCH_BYTES = 256 * 1024 * 1024
 BATCH_LAYERS = 256
-
-
-@dataclass
-class Options:
-    min_evals: int = 8
-    max_evals: Optional[int] = None
-    max_N: Optional[int] = None
-    pool: bool = True
-    conv2d_norm: bool = True
-    xmax: Optional[int] = None
-    tolerance: float = 1e-6
-    precision: str = "float64"
-    method: str = "auto"
-    small_n: str = "penalized"
-    float32_weights: bool = False
-    mp_fit: bool = False
-    randomize: bool = False
-    alpha_ci: Optional[tuple] = None
-    bootstrap: int = 200
-    seed: Optional[int] = None
-    device: str = "cpu"
-    detX: bool = False
-    vectors: bool = False
-    inverse: bool = False
-    intra: bool = False
-    sparsify: bool = True
-    deltas: bool = False
-    fit: str = "PL"
-    fix_fingers: Optional[str] = None
-    xmin_max: Optional[float] = None
-    max_fingers: int = 10
-    finger_thresh: float = 1.0
-
-    def check(self) -> None:
-        if self.precision not in ("float64", "float32"):
-            raise ValueError(f"precision must be 'float64' or 'float32', got {self.precision!r}")
-        if self.method not in ("auto", "gram", "svd"):
-            raise ValueError(f"method must be 'auto', 'gram' or 'svd', got {self.method!r}")
-        self.device = resolve_device(self.device)
-        if self.xmax is not None and (isinstance(self.xmax, bool) or not isinstance(self.xmax, int) or self.xmax < 0):
-            raise ValueError(f"xmax must be None or a non-negative int (eigenvalues to drop), got {self.xmax!r}")
-        if self.intra and (self.randomize or self.vectors or self.inverse):
-            raise ValueError("intra=True cannot be combined with randomize, vectors or inverse")
-        if self.inverse and (self.vectors or self.randomize):
-            raise ValueError("inverse=True cannot be combined with vectors or randomize")
-        if self.fit not in ("PL", "TPL", "E_TPL"):
-            raise ValueError(f"fit must be 'PL', 'TPL' or 'E_TPL', got {self.fit!r}")
-        if self.fix_fingers not in (None, False, "xmin_peak", "clip_xmax"):
-            raise ValueError(f"fix_fingers must be None, 'xmin_peak' or 'clip_xmax', got {self.fix_fingers!r}")
-        if self.fix_fingers and self.xmax:
-            raise ValueError(f"fix_fingers={self.fix_fingers!r} cannot be combined with xmax={self.xmax} (as the reference)")
-        if self.fix_fingers == "clip_xmax" and self.fit != "PL":
-            raise ValueError(f"fix_fingers='clip_xmax' refits power laws only; it cannot be combined with fit={self.fit!r}")
-        if self.fit != "PL" and self.alpha_ci:
-            raise ValueError("alpha_ci bootstraps the power-law fit; it cannot be combined with fit='TPL'/'E_TPL'")
-
-    @property
-    def esd_transform(self) -> str:
-        return "sqrt" if self.intra else "inverse" if self.inverse else "none"
-
-
-def resolve_device(device: str) -> str:
-    """'cpu', 'cuda' or 'auto' (cuda when built and a GPU is visible) -> the backend to use."""
-    if device == "auto":
-        return "cuda" if core.cuda_available() else "cpu"
-    if device == "cuda" and not core.cuda_available():
-        why = "no CUDA device is visible" if core.cuda_built() else \
-            "this htsr build has no CUDA backend (reinstall with -C cmake.define.HTSR_CUDA=ON)"
-        raise ValueError(f"device='cuda': {why}")
-    if device not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}")
-    return device
 
 
 def size_filter_reason(N: int, M: int, rf: int, opts: Options) -> Optional[str]:
@@ -111,20 +39,19 @@ def size_filter_reason(N: int, M: int, rf: int, opts: Options) -> Optional[str]:
     return None
 
 
-def selected_entries(model, layers, opts: Options, start_ids: int, exact_names: bool,
-                     **source_options) -> Iterator[LayerEntry]:
-    selection = LayerSelection.parse(layers, exact_names=exact_names)
-    for entry in iter_layers(model, start_ids, **source_options):
+def selected_entries(model, opts: Options) -> Iterator[LayerEntry]:
+    """The layers of `model` that opts.layers selects (read as opts' source options say)."""
+    selection = LayerSelection.parse(opts.layers, exact_names=opts.exact_names)
+    for entry in iter_layers(model, opts.start_ids, **opts.source_reading()):
         if entry.layer_type in ANALYZABLE_TYPES or entry.layer_type == "unknown":
             if selection.keeps(entry):
                 yield entry
 
 
-def sized_entries(model, layers, opts: Options, start_ids: int, exact_names: bool,
-                  **source_options) -> Iterator[Tuple[LayerEntry, int, int, int]]:
+def sized_entries(model, opts: Options) -> Iterator[Tuple[LayerEntry, int, int, int]]:
     """(entry, N, M, rf) of the selected layers that are valid and pass the size filters; the others are
     skipped silently (describe, get_ESD and distances list layers, they do not report failures)."""
-    for entry in selected_entries(model, layers, opts, start_ids, exact_names, **source_options):
+    for entry in selected_entries(model, opts):
         try:
             validate(entry)
             N, M, rf = matrix_dims(entry)
@@ -163,45 +90,23 @@ def batches(plans: Iterable[LayerPlan]) -> Iterator[List[LayerPlan]]:
         yield batch
 
 
-def analyze_batch(batch: List[LayerPlan], opts: Options, return_esd: bool, rng=None,
-                  on_row: Optional[Callable] = None) -> List[Dict]:
+def analyze_batch(batch: List[LayerPlan], opts: Options, rng=None, on_row: Optional[Callable] = None) -> List[Dict]:
     """The rows of one batch, in batch order; on_row(row, plan) gets each as soon as its layer is finished
     (the core hands layers back while the rest of the batch still runs). Ctrl-C raises KeyboardInterrupt
     within about one matrix solve; rows handed out before are complete."""
-    with_esd = return_esd or opts.detX or opts.vectors
     rows: List[Optional[Dict]] = [None] * len(batch)
 
     def layer_done(index: int, result: Dict) -> None:
-        rows[index] = layer_row(batch[index], result, opts, return_esd)
+        rows[index] = layer_row(batch[index], result, opts)
         if on_row is not None:
             on_row(rows[index], batch[index])
 
-    core.analyze_layers(
-        [(plan.slices, plan.scale, plan.keep_largest) for plan in batch],
-        precision=opts.precision,
-        method=opts.method,
-        xmax=opts.xmax or 0,
-        small_n=opts.small_n,
-        tolerance=opts.tolerance,
-        return_evals=with_esd,
-        device=opts.device,
-        esd_transform=opts.esd_transform,
-        mp_fit=opts.mp_fit,
-        randomize=rng,
-        alpha_ci=opts.alpha_ci,
-        bootstrap=opts.bootstrap,
-        seed=opts.seed,
-        fit=opts.fit,
-        fix_fingers=opts.fix_fingers or "",
-        xmin_max=opts.xmin_max or 0.0,
-        max_fingers=opts.max_fingers,
-        finger_thresh=opts.finger_thresh,
-        on_layer_done=layer_done,
-    )
+    core.analyze_layers([(plan.slices, plan.scale, plan.keep_largest) for plan in batch], randomize=rng,
+                        on_layer_done=layer_done, **opts.to_core())
     return rows
 
 
-def layer_row(plan: LayerPlan, result: Dict, opts: Options, return_esd: bool) -> Dict:
+def layer_row(plan: LayerPlan, result: Dict, opts: Options) -> Dict:
     """The details row of one layer from the core's result."""
     unasked = ([] if opts.fit != "PL" else ["Lambda"]) + \
         ([] if opts.fix_fingers == "clip_xmax" else ["num_fingers", "raw_alpha"])
@@ -219,58 +124,12 @@ def layer_row(plan: LayerPlan, result: Dict, opts: Options, return_esd: bool) ->
         from .layer_extras import finish_rows
 
         finish_rows([plan], [row], opts.detX, opts.vectors)
-        if not return_esd:
+        if not (opts.return_esd or opts.plot):
             row.pop("esd", None)
     return row
 
 
-def analyze(
-    model,
-    *,
-    layers=None,
-    min_evals: int = 8,
-    max_evals: Optional[int] = None,
-    max_N: Optional[int] = None,
-    pool: bool = True,
-    conv2d_norm: bool = True,
-    xmax: Optional[int] = None,
-    tolerance: float = 1e-6,
-    start_ids: int = 0,
-    precision: str = "float64",
-    method: str = "auto",
-    small_n: str = "penalized",
-    return_esd: bool = False,
-    plot: bool = False,
-    savefig="ww-img",
-    mp_fit: bool = False,
-    randomize: bool = False,
-    seed: Optional[int] = None,
-    alpha_ci=None,
-    bootstrap: int = 200,
-    device: str = "cpu",
-    unsafe_pickle: bool = False,
-    peft=False,
-    base_model=None,
-    out=None,
-    resume: bool = False,
-    progress: Optional[bool] = None,
-    detX: bool = False,
-    vectors: bool = False,
-    inverse: bool = False,
-    intra: bool = False,
-    sparsify: bool = True,
-    deltas: bool = False,
-    fit: str = "PL",
-    fix_fingers=None,
-    xmin_max: Optional[float] = None,
-    max_fingers: int = 10,
-    finger_thresh: float = 1.0,
-    _exact_names: bool = False,
-    _reference_layout: bool = False,
-    _float32_weights: bool = False,
-    _rng=None,
-    _intra_rng=None,
-) -> pd.DataFrame:
+def analyze(model, **options) -> pd.DataFrame:
     """Analyzes every weight matrix of `model` and returns one row per layer.
 
     Parameters
@@ -287,83 +146,7 @@ def analyze(
         '<param>[<gate>]' with longname e.g. 'lstm.weight_ih_l0[f]', 'lstm.weight_hh_l1_reverse[o]', layer_type
         'lstm' / 'gru' / 'rnn'; an LSTM's projection weight_hr_l<k> is one 'lstm' row. Gate rows share the
         layer_id of their module (module) or of their stacked tensor (state dict, file). Biases are ignored.
-    layers : ids (negative ids exclude), name regexes (matched against longname; a '-' prefix
-        excludes; a longname written out exactly also matches, brackets included) and/or layer types ('dense',
-        'conv1d', 'conv2d', 'embedding', 'lstm', 'gru', 'rnn'). Default: all.
-    min_evals, max_evals, max_N : size filters (spec §1). No upper caps by default.
-    pool : pool the eigenvalues of Conv2D slices into one ESD (default); False: one row per slice
-        (column slice_id), each scaled by sqrt(rf/2) under conv2d_norm, as the reference's unpooled mode.
-    conv2d_norm : scale Conv2D slices by sqrt(1/2) (compatible).
-    xmax : drop this many of the largest eigenvalues before fitting.
-    fit : 'PL' (power law, default); 'TPL': truncated power law x^-alpha e^(-Lambda x), maximum likelihood of
-        (alpha, Lambda) at every xmin candidate, xmin by the KS distance (as weightwatcher 0.7.7 computes it
-        with the `powerlaw` package 1.x: alpha > 1, Lambda > 0): column Lambda, alpha is the TPL exponent,
-        sigma and xmax are NaN; 'E_TPL': TPL with fix_fingers='xmin_peak'.
-    fix_fingers : None; 'xmin_peak': xmin only from a range around the peak of the log10 ESD histogram
-        (upper end xmin_max, default 1.5 x the peak; its largest value is not tried, as powerlaw 1.x); 'clip_xmax': refit without the 2..max_fingers-1
-        largest eigenvalues until alpha drops by more than finger_thresh: columns num_fingers (clipped
-        values counted as the reference does, 0: none) and raw_alpha (alpha before clipping).
-    xmin_max, max_fingers, finger_thresh : fix_fingers parameters (reference names and defaults).
-    tolerance : eigenvalues below it count in weak_rank_loss.
-    start_ids : the first layer id (0 or 1).
-    precision : 'float64' (exact, default) or 'float32' (faster; eigenvalues carry an absolute
-        error up to float32_error_bound(N, M) * lambda_max, and rows whose smallest eigenvalues fall
-        under it have rank_trusted=False).
-    method : 'auto' (float64 Gram, gesdd when the Gram matrix cannot resolve the small end),
-        'gram' or 'svd' (gesdd, slowest and most accurate).
-    small_n : xmin choice for ESDs of fewer than 20 values: 'penalized' (spec) or 'ks' (as
-        weightwatcher 0.7.7 returns it).
-    return_esd : also return each layer's eigenvalues in an 'esd' column (and, with randomize, the
-        randomized ones in 'rand_esd').
-    mp_fit : also fit the Marchenko-Pastur law to each ESD's bulk (weightwatcher's fit, see README
-        "Beyond the default path"): columns num_spikes, sigma_mp, mp_softrank, W_scale, bulk_max, bulk_min.
-    randomize : also analyze each layer with its elements randomly permuted: columns max_rand_eval,
-        rand_distance (Jensen-Shannon distance of the two ESDs), ww_softrank, ww_maxdist, num_traps and the
-        MP fit of the randomized ESD (rand_num_spikes, rand_sigma_mp, rand_mp_softrank, rand_W_scale,
-        rand_bulk_max, rand_bulk_min).
-    seed : seed of the permutations (as numpy.random.seed(seed) + numpy.random.shuffle) and of the
-        bootstrap; None draws a fresh one.
-    alpha_ci : (lo, hi) quantiles, e.g. (0.05, 0.95), or True for (0.05, 0.95): a bootstrap interval of
-        alpha in columns alpha_ci_lo, alpha_ci_hi (the tail above xmin resampled `bootstrap` times and
-        refitted with the same xmin rule; see README "Beyond the default path"). -1 where the fit failed.
-    bootstrap : number of bootstrap resamples (B, default 200).
-    device : 'cpu' (default), 'cuda' (the CUDA backend; ValueError when it is not built or no GPU is
-        visible) or 'auto'. A layer too large for the GPU's memory is computed on the CPU (its row says so).
-    plot : write the reference's five figures per analyzed layer (log-log ESD with the fitted power
-        law and xmin, lin-lin and log-lin histograms, D and alpha against the xmin candidates) as
-        `{savefig}/ww.layer{id}.{esd,esd2,esd3,esd4,esd5}.png` (needs matplotlib: htsr[plot]).
-    savefig : the folder for the figures (default 'ww-img', as the reference; True means 'ww-img').
-    unsafe_pickle : allow PyTorch checkpoints whose unpickling executes code (only for trusted files;
-        by default checkpoints load with torch.load(weights_only=True) and such files are refused).
-    peft : True (default for a LoRA adapter folder): one row per adapted layer for dW = scale * B @ A,
-        computed from an r x r problem; 'with_base': also the base weight W and the merged W + dW
-        (needs base_model). Rows are told apart by the `component` column ('delta', 'base', 'merged').
-    base_model : the base model of a LoRA adapter (peft='with_base'), or, for an ordinary model, the
-        model to subtract: rows then describe W_model - W_base, layers matched by name (layers on one
-        side only, or with other shapes, are failed rows).
-    out : path of a .parquet, .csv or .json file with the rows of this run and the columns `fingerprint`,
-        `run_options`, `model_source` and `model_fingerprint`. Each layer is appended to OUT.journal as soon
-        as it is finished (a kill loses only the layers in flight); the journal is folded into `out` when the
-        run ends. Ctrl-C stops within about one matrix solve, saves every finished layer to `out` and raises
-        KeyboardInterrupt (htsr.errors.Interrupted: attributes out, saved). A second run writing the same `out`
-        while this one runs fails at once (htsr.journal.OutFileBusy).
-    resume : with `out`, skip the layers already in that file (and in a journal a killed run left); refused
-        (htsr.resume.ResumeError) when it holds another model (other tensor names, shapes or dtypes), was
-        written with other options, or a skipped tensor's fingerprint changed.
-    progress : show a progress bar (tqdm) with the current layer and GB/s; None (default): only when
-        stderr is a terminal; False: quiet.
-    detX : also the detX = 1 constraint of each ESD (weightwatcher's detX/ERG): columns detX_num,
-        num_ERG_spikes, ERG_gap (detX_num - num_pl_spikes), detX_val, detX_val_unrescaled.
-    vectors : also eigenvector localization statistics: mean and variance of each eigenvector's discrete
-        entropy, localization ratio (L1/Linf) and participation ratio (L2/L4) over the bulk (eigenvalue < xmin)
-        and the tail: columns {bulk,tail}_{mean,var}_{vec_entropy,loc_ratio,part_ratio}.
-    inverse : analyze the inverse ESD 1/lambda (a layer with a zero eigenvalue fails); sv_max, sv_min and
-        rank_loss stay those of W.
-    intra : instead of the layers, the intra-layer correlations X of consecutive layers (see htsr.intra):
-        one row per pair, its ESD the singular values of X; column Xflag. sparsify (default True) puts a
-        random 0/1 matrix between the two layers (drawn from numpy.random.RandomState(seed)).
-    deltas : with plot=True, also the figures of the eigenvalue spacings (ww.layer{id}.deltaEs.png and
-        .level-stats.png); no columns.
+{options}
 
     Returns
     -------
@@ -373,31 +156,32 @@ def analyze(
     alpha_weighted, log_alpha_norm, stable_rank, matrix_rank, entropy, dtype, precision, device,
     rank_trusted, svd_fallback, message (why a failed row failed).
     """
-    opts = Options(min_evals, max_evals, max_N, pool, conv2d_norm, xmax, tolerance, precision, method, small_n,
-                   _float32_weights, bool(mp_fit), bool(randomize),
-                   (0.05, 0.95) if alpha_ci is True else (tuple(alpha_ci) if alpha_ci else None), bootstrap, seed,
-                   device, bool(detX), bool(vectors), bool(inverse), bool(intra), bool(sparsify), bool(deltas),
-                   fit, fix_fingers or None, xmin_max, max_fingers, finger_thresh)
-    opts.check()
-    plot_dir = _plot_dir(plot, savefig)
-    rng = (_rng if _rng is not None else core.MersenneTwister(seed)) if randomize else None
+    return run_analysis(model, Options(**options))
+
+
+analyze.__signature__ = option_table.signature(inspect.Parameter("model", inspect.Parameter.POSITIONAL_OR_KEYWORD))
+analyze.__doc__ = analyze.__doc__.replace("{options}", option_table.docstring())
+
+
+def run_analysis(model, opts: Options, *, rng=None, intra_rng=None) -> pd.DataFrame:
+    """`analyze` with its options built: htsr's own entry points (the facade, get_ESD, svd_edit, analyze_many)
+    call this with internal options and, for the reference's draws, their own generators."""
+    plot_dir = opts.plot_dir
+    if opts.randomize and rng is None:
+        rng = core.MersenneTwister(opts.seed)
     rows: List[Dict] = []
-    entries = selected_entries(model, layers, opts, start_ids, _exact_names, unsafe_pickle=unsafe_pickle, peft=peft,
-                               base_model=base_model, reference_layout=_reference_layout)
+    entries = selected_entries(model, opts)
     if opts.intra:
         from .intra import intra_entries
 
-        entries = intra_entries(entries, opts.sparsify, _intra_rng if _intra_rng is not None else
-                                np.random.RandomState(seed))
+        entries = intra_entries(entries, opts.sparsify, intra_rng if intra_rng is not None else
+                                np.random.RandomState(opts.seed))
     recorder = None
-    if out is not None:
+    if opts.out is not None:
         from .resume import RunRecorder, model_identity
 
-        run = dict(dataclasses.asdict(opts), layers=repr(layers), start_ids=start_ids, exact_names=_exact_names,
-                   peft=peft, base_model=base_model if isinstance(base_model, (str, type(None))) else
-                   os.fspath(base_model) if isinstance(base_model, os.PathLike) else type(base_model).__name__)
         entries = list(entries)  # their names, shapes and dtypes identify the model in the out file
-        recorder = RunRecorder(out, run, resume, model_identity(model, entries))
+        recorder = RunRecorder(opts.out, opts.run_record(), opts.resume, model_identity(model, entries))
 
     def add_row(row: Dict, plan: Optional[LayerPlan]) -> None:
         if recorder is not None:
@@ -413,9 +197,9 @@ def analyze(
         if recorder is not None:
             entries = recorder.track(entries)
             recorder.start()
-        bar = LayerProgress(progress)
+        bar = LayerProgress(opts.progress)
         for batch in batches(plan_entries(entries, opts, add_row)):
-            analyze_batch(batch, opts, return_esd or plot_dir is not None, rng, add_row)
+            analyze_batch(batch, opts, rng, add_row)
             bar.batch_done(batch)
     except BaseException as e:
         if recorder is None:
@@ -443,33 +227,30 @@ def analyze(
             from .plots_deltas import plot_deltas
 
             plot_deltas(table, plot_dir)
-        if not return_esd:
+        if not opts.return_esd:
             table = table.drop(columns=["esd", "rand_esd"], errors="ignore")
     return table
 
 
-def _plot_dir(plot: bool, savefig) -> Optional[str]:
-    if not plot:
-        return None
-    if savefig is True:
-        return "ww-img"
-    if not savefig or not isinstance(savefig, (str, os.PathLike)):
-        raise ValueError("plot=True writes figures to files: pass savefig=FOLDER (there is no interactive display)")
-    return os.fspath(savefig)
+DESCRIBE_OPTIONS = ("layers", "start_ids", "min_evals", "max_evals", "max_N", "pool", "conv2d_norm", "unsafe_pickle")
 
 
-def describe(model, *, layers=None, min_evals: int = 8, max_evals: Optional[int] = None,
-             max_N: Optional[int] = None, conv2d_norm: bool = True, start_ids: int = 0,
-             _exact_names: bool = False, _reference_layout: bool = False) -> pd.DataFrame:
+def describe(model, **options) -> pd.DataFrame:
     """The layers `analyze` would analyze, from shapes alone (no weights are read): one row per matrix, so
     a recurrent layer gives one row per gate, as in `analyze`.
 
-    Parameters are those of `analyze`. Returns columns layer_id, name, longname, layer_type, N, M,
-    Q, rf, num_evals, dtype."""
-    opts = Options(min_evals=min_evals, max_evals=max_evals, max_N=max_N, conv2d_norm=conv2d_norm)
+    Parameters: layers, start_ids, min_evals, max_evals, max_N, pool, conv2d_norm, unsafe_pickle as in
+    `analyze`. Returns columns layer_id, name, longname, layer_type, N, M, Q, rf, num_evals, dtype."""
+    refused = [name for name in options if name not in DESCRIBE_OPTIONS]
+    if refused:
+        raise TypeError(f"describe takes no option {', '.join(map(repr, refused))}; it takes {', '.join(DESCRIBE_OPTIONS)}")
+    return run_describe(model, Options(**options))
+
+
+def run_describe(model, opts: Options) -> pd.DataFrame:
+    """`describe` with its options built (the facade sets internal ones)."""
     rows = []
-    for entry, N, M, rf in sized_entries(model, layers, opts, start_ids, _exact_names,
-                                         reference_layout=_reference_layout):
+    for entry, N, M, rf in sized_entries(model, opts):
         rows.append({"layer_id": entry.layer_id, "name": entry.name, "longname": entry.longname,
                      "layer_type": entry.layer_type, "N": N, "M": M, "Q": N / M, "rf": rf,
                      "num_evals": M * rf, "dtype": entry.dtype})

@@ -107,11 +107,12 @@ def write_table(table, path: Optional[str], fmt: str, columns: List[str]) -> Non
 
 def check_device(device: str) -> dict:
     """analyze() keyword for --device; 'cuda' without a CUDA build or GPU is a usage error."""
-    import htsr
+    from .options import resolve_device
 
-    if device == "cuda" and not htsr.core.cuda_available():
-        why = "no CUDA device is visible" if htsr.core.cuda_built() else "this build of htsr has no CUDA backend"
-        raise UsageError(f"--device cuda: CUDA is not available ({why}); use --device cpu or --device auto")
+    try:
+        resolve_device(device)
+    except ValueError as e:
+        raise UsageError(f"{e}; use --device cpu or --device auto") from None
     return {"device": device}
 
 

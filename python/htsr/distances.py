@@ -9,17 +9,18 @@ from typing import Optional, Tuple
 import numpy as np
 import pandas as pd
 
-from .analysis import Options, sized_entries
+from .analysis import sized_entries
 from .layer_access import _as_float
 from .layers import plan_layer
+from .options import Options
 
 METHODS = ("raw", "euclidean", "cka")
 COLUMNS = ["method", "name", "delta_W", "delta_b", "M", "N", "b_shape", "longname"]
 
 
-def _layers(model, layers, min_evals, max_evals, max_N, start_ids, source_options):
-    opts = Options(min_evals=min_evals, max_evals=max_evals, max_N=max_N)
-    return [entry for entry, *_ in sized_entries(model, layers, opts, start_ids, True, **source_options)]
+def selected_layers(model, opts: Options):
+    """The layers `analyze` would analyze with `opts` (names matched whole, as the reference)."""
+    return [entry for entry, *_ in sized_entries(model, opts.replace(exact_names=True))]
 
 
 def _matrices(entry):
@@ -36,19 +37,25 @@ def _cka(W1: np.ndarray, W2: np.ndarray) -> float:
 
 def distances(model_1, model_2, method: str = "raw", layers=None, start_ids: int = 0, pool: bool = True,
               min_evals: int = 8, max_evals: Optional[int] = 15000, max_N: Optional[int] = 50000,
-              **source_options) -> Tuple[float, float, pd.DataFrame]:
+              unsafe_pickle: bool = False) -> Tuple[float, float, pd.DataFrame]:
     """Returns (mean delta_W, mean delta_b, table indexed by layer_id with columns method, name, delta_W,
     delta_b, M, N, b_shape, longname). Layers are those `analyze` would analyze (the reference's defaults:
     min_evals 8, max_evals 15000, max_N 50000), matched in order; models whose layers differ in number,
     name or shape raise ValueError naming the first mismatch. Biases (raw only) are those of torch modules'
     dense layers; b_shape is the bias length, or 'unknown' with delta_b 0 where a side has none."""
+    opts = Options(layers=layers, start_ids=start_ids, min_evals=min_evals, max_evals=max_evals, max_N=max_N,
+                   unsafe_pickle=unsafe_pickle)
+    return model_distances(model_1, model_2, method, opts, pool)
+
+
+def model_distances(model_1, model_2, method: str, opts: Options, pool: bool = True) -> Tuple[float, float, pd.DataFrame]:
+    """`distances` with its options built (the facade reads models in the reference's layout)."""
     method = "raw" if method is None else str(method).lower()
     if method not in METHODS:
         raise ValueError(f"distances: method must be one of {METHODS}, got {method!r}")
     if not pool:
         raise ValueError("distances: only pool=True is supported")
-    args = (layers, min_evals, max_evals, max_N, start_ids, source_options)
-    la, lb = _layers(model_1, *args), _layers(model_2, *args)
+    la, lb = selected_layers(model_1, opts), selected_layers(model_2, opts)
     if len(la) != len(lb):
         raise ValueError(f"distances: the models differ: {len(la)} layers in model_1, {len(lb)} in model_2")
     b1, b2 = _biases(model_1), _biases(model_2)

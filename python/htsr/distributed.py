@@ -8,7 +8,6 @@ a `model` column, and into the resumable `out` file, which is rewritten after ev
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import os
 import shutil
@@ -20,10 +19,11 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from .analysis import Options, analyze, selected_entries, size_filter_reason
+from .analysis import analyze, selected_entries, size_filter_reason
 from .errors import HTSRError, Interrupted, LayerError, SourceError
 from .journal import RunJournal
 from .layers import ITEMSIZE, LayerEntry, matrix_dims, validate
+from .options import Options
 from .results import failed_row, make_table
 from .resume import (BOOL_COLUMNS, RUN_COLUMNS, check_fingerprint, check_out_path, read_previous_run, read_table,
                      write_table)
@@ -34,10 +34,7 @@ ENGINES = ("serial", "ray")
 OWN_OPTIONS = {"out": "out", "resume": "resume"}
 UNSUPPORTED_OPTIONS = {"plot": "figures are per model: run analyze(model, plot=True) on one model",
                        "savefig": "figures are per model: run analyze(model, plot=True) on one model",
-                       "progress": "there is no progress bar across tasks",
-                       "_rng": "each chunk seeds its own generator from seed="}
-ANALYZE_DEFAULTS = {name: p.default for name, p in inspect.signature(analyze).parameters.items()
-                    if p.kind is inspect.Parameter.KEYWORD_ONLY}
+                       "progress": "there is no progress bar across tasks"}
 
 
 @dataclass
@@ -97,11 +94,11 @@ def analyze_many(sources, *, engine: str = "serial", address: Optional[str] = No
     if gpus_per_task and "device" not in options:
         options["device"] = "cuda"
     labeled = label_sources(sources)
-    _check_options(options, remote=engine == "ray")
-    run_options = _run_options(options, chunk_layers, chunk_bytes)
+    opts = _checked_options(options, remote=engine == "ray")
+    run_options = dict(opts.run_record(), chunk_layers=chunk_layers, chunk_bytes=chunk_bytes)
     recorder = ManyRecorder(out, run_options, resume, [label for label, _ in labeled]) if out is not None else None
     try:
-        return _analyze_chunks(labeled, options, recorder, out, engine, address=address, gpus_per_task=gpus_per_task,
+        return _analyze_chunks(labeled, options, opts, recorder, out, engine, address=address, gpus_per_task=gpus_per_task,
                                cpus_per_task=cpus_per_task, chunk_layers=chunk_layers, chunk_bytes=chunk_bytes,
                                max_retries=max_retries)
     except KeyboardInterrupt:
@@ -113,11 +110,11 @@ def analyze_many(sources, *, engine: str = "serial", address: Optional[str] = No
             recorder.close()
 
 
-def _analyze_chunks(labeled, options: Dict, recorder, out, engine: str, *, address, gpus_per_task, cpus_per_task,
-                    chunk_layers, chunk_bytes, max_retries) -> pd.DataFrame:
-    chunks = plan_chunks(labeled, options, recorder, chunk_layers, chunk_bytes)
+def _analyze_chunks(labeled, options: Dict, opts: Options, recorder, out, engine: str, *, address, gpus_per_task,
+                    cpus_per_task, chunk_layers, chunk_bytes, max_retries) -> pd.DataFrame:
+    chunks = plan_chunks(labeled, opts, recorder, chunk_layers, chunk_bytes)
     spool_dir, own_spool = _spool_dir(out)
-    worker_options = {k: v for k, v in options.items() if k not in ("layers", "_exact_names")}
+    worker_options = {k: v for k, v in options.items() if k != "layers"}
     tables: Dict[int, pd.DataFrame] = {}
     try:
         if engine == "serial":
@@ -175,18 +172,14 @@ def label_sources(sources) -> List[Tuple[str, object]]:
     return labeled
 
 
-def plan_chunks(labeled, options: Dict, recorder, chunk_layers: Optional[int], chunk_bytes: int) -> List[Chunk]:
+def plan_chunks(labeled, opts: Options, recorder, chunk_layers: Optional[int], chunk_bytes: int) -> List[Chunk]:
     """Enumerates every source's layers from shapes (no weights read) and cuts them into chunks.
 
     Raises SourceError naming the source when one cannot be opened, before any task starts."""
-    opts = Options(min_evals=_opt(options, "min_evals"), max_evals=_opt(options, "max_evals"),
-                   max_N=_opt(options, "max_N"), pool=_opt(options, "pool"))
     chunks: List[Chunk] = []
     for source_index, (label, source) in enumerate(labeled):
         try:
-            entries = list(selected_entries(source, _opt(options, "layers"), opts, _opt(options, "start_ids"),
-                                            _opt(options, "_exact_names"), unsafe_pickle=_opt(options, "unsafe_pickle"),
-                                            peft=_opt(options, "peft"), base_model=_opt(options, "base_model")))
+            entries = list(selected_entries(source, opts))
         except HTSRError as e:
             raise SourceError(f"analyze_many: source '{label}': {e}") from None
         except (OSError, ValueError, TypeError) as e:
@@ -414,38 +407,25 @@ def _ray_error_text(error: Exception, max_retries: int) -> str:
     return f"{name}: {str(error).splitlines()[0] if str(error) else ''}"
 
 
-def _check_options(options: Dict, remote: bool) -> None:
-    """Validates the analyze options on an empty model (device is checked where the tasks run)."""
-    dry = {k: v for k, v in options.items() if k not in ("peft", "base_model", "unsafe_pickle")}
-    if remote:  # only the name here: whether CUDA works is known where the tasks run
-        device = dry.pop("device", "cpu")
-        if device not in ("cpu", "cuda", "auto"):
-            raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}")
+def _checked_options(options: Dict, remote: bool) -> Options:
+    """The analyze options, checked once (on Ray the device is resolved where the tasks run)."""
     try:
-        analyze({}, progress=False, **dry)
+        if not remote:
+            return Options(**options)
+        device = options.get("device", "cpu")
+        opts = Options(**dict(options, device="cpu"))  # the driver may have no GPU: everything else is checked here
     except TypeError as e:
-        raise TypeError(f"analyze_many: {e}".replace("analyze()", "analyze option")) from None
-
-
-def _run_options(options: Dict, chunk_layers, chunk_bytes) -> Dict:
-    """The options a resume must repeat: every analyze option (defaults included) and the chunking."""
-    run = {k: v for k, v in dict(ANALYZE_DEFAULTS, **options).items()
-           if k not in ("out", "resume", "progress", "plot", "savefig", "_rng")}
-    base = run.get("base_model")
-    if base is not None and not isinstance(base, str):  # an in-memory model: its type stands for it
-        run["base_model"] = os.fspath(base) if isinstance(base, os.PathLike) else type(base).__name__
-    run.update(chunk_layers=chunk_layers, chunk_bytes=chunk_bytes)
-    return run
+        raise TypeError(f"analyze_many: {e}") from None
+    if device not in ("cpu", "cuda", "auto"):
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}")
+    opts.device = device  # as given: analyze() resolves it on the node that runs the task
+    return opts
 
 
 def _check_positive(**values) -> None:
     for name, value in values.items():
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
-def _opt(options: Dict, name: str):
-    return options.get(name, ANALYZE_DEFAULTS[name])
 
 
 def _analyzed(entry: LayerEntry, opts: Options) -> bool:

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from ._native import core
-from .analysis import analyze as _analyze
-from .analysis import describe as _describe
+from .analysis import run_analysis, run_describe
+from .options import Options
 
 # The reference's columns, in the order its analyze() returns them.
 REFERENCE_COLUMNS = ["layer_id", "name", "D", "M", "N", "Q", "alpha", "alpha_weighted", "entropy", "has_esd",
@@ -82,14 +82,13 @@ class WeightWatcher:
                 raise ValueError("xmax can not be 0 (as the reference): None, or k to drop the k largest eigenvalues")
             xmax = abs(int(xmax))  # the reference takes -k as k
         rng = _numpy_global_rng() if randomize else None
-        details = _analyze(self._model(model), layers=layers, min_evals=min_evals, max_evals=max_evals,
-                           max_N=max_N, pool=pool, conv2d_norm=conv2d_norm, xmax=xmax, tolerance=tolerance,
-                           start_ids=start_ids, small_n="ks", plot=plot, savefig=savefig, mp_fit=mp_fit,
-                           randomize=randomize, detX=detX or ERG, vectors=vectors, inverse=inverse, intra=intra,
-                           sparsify=sparsify, deltas=deltas, fit=fit, fix_fingers=fix_fingers or None,
-                           xmin_max=xmin_max, max_fingers=max_fingers, finger_thresh=finger_thresh,
-                           _exact_names=True, _reference_layout=True, _float32_weights=True, _rng=rng,
-                           _intra_rng=np.random)
+        opts = _reference_options(layers=layers, min_evals=min_evals, max_evals=max_evals, max_N=max_N, pool=pool,
+                                  conv2d_norm=conv2d_norm, xmax=xmax, tolerance=tolerance, start_ids=start_ids,
+                                  small_n="ks", plot=plot, savefig=savefig, mp_fit=mp_fit, randomize=randomize,
+                                  detX=detX or ERG, vectors=vectors, inverse=inverse, intra=intra, sparsify=sparsify,
+                                  deltas=deltas, fit=fit, fix_fingers=fix_fingers or None, xmin_max=xmin_max,
+                                  max_fingers=max_fingers, finger_thresh=finger_thresh)
+        details = run_analysis(self._model(model), opts, rng=rng, intra_rng=np.random)
         if rng is not None:
             _advance_numpy_global_rng(rng)
         extra = (MP_FIT_COLUMNS if mp_fit else []) + (RANDOMIZE_COLUMNS if randomize else []) + \
@@ -104,8 +103,9 @@ class WeightWatcher:
                  conv2d_norm=True, start_ids=0, **unsupported) -> pd.DataFrame:
         """The layers analyze() would analyze, with their shapes (no spectra)."""
         _refuse(unsupported)
-        table = _describe(self._model(model), layers=layers, min_evals=min_evals, max_evals=max_evals, max_N=max_N,
-                          conv2d_norm=conv2d_norm, start_ids=start_ids, _exact_names=True, _reference_layout=True)
+        table = run_describe(self._model(model), _reference_options(layers=layers, min_evals=min_evals,
+                                                                    max_evals=max_evals, max_N=max_N,
+                                                                    conv2d_norm=conv2d_norm, start_ids=start_ids))
         return table[REFERENCE_DESCRIBE_COLUMNS]
 
     def get_ESD(self, model=None, layer=None, random=False, params=None) -> np.ndarray:
@@ -113,29 +113,29 @@ class WeightWatcher:
         its elements permuted (numpy's global RandomState, as randomize). Unknown layer: ValueError (the
         reference logs an error and returns [])."""
         rng = _numpy_global_rng() if random else None
-        from .layer_access import get_ESD
+        from .layer_access import layer_esd
 
-        esd = get_ESD(self._model(model), layer, random=random, max_evals=15000, max_N=50000, conv2d_norm=False,
-                      _float32_weights=True, _reference_layout=True, _rng=rng)
+        esd = layer_esd(self._model(model), layer, _reference_options(max_evals=15000, max_N=50000, conv2d_norm=False),
+                        random=random, rng=rng)
         if rng is not None:
             _advance_numpy_global_rng(rng)
         return esd
 
     def get_Weights(self, model=None, layer=None, params=None):
         """The weight matrices of one layer (id, or name/longname), unscaled, as the reference returns them."""
-        from .layer_access import get_Weights
+        from .layer_access import layer_weights
 
-        return get_Weights(self._model(model), layer, max_evals=15000, max_N=50000, _float32_weights=True,
-                           _reference_layout=True)
+        return layer_weights(self._model(model), layer, _reference_options(max_evals=15000, max_N=50000))
 
     def distances(self, model_1, model_2, method="raw", layers=[], start_ids=0, pool=True, channels=None):
         """(mean delta_W, mean delta_b, per-layer table): see htsr.distances.distances."""
         if channels is not None:
             raise NotImplementedError("WeightWatcher.distances: channels is not supported by htsr")
-        from .distances import distances
+        from .distances import model_distances
 
-        return distances(model_1, model_2, method=method, layers=layers, start_ids=start_ids, pool=pool,
-                         reference_layout=True)
+        opts = _reference_options(layers=layers, start_ids=start_ids, max_evals=15000, max_N=50000,
+                                  float32_weights=False)
+        return model_distances(model_1, model_2, method, opts, pool)
 
     def SVDSmoothing(self, model=None, percent=0.8, pool=True, layers=[], method="detX", fit="PL", plot=False,
                      start_ids=0, svd_method="fast"):
@@ -143,10 +143,10 @@ class WeightWatcher:
         reference); htsr.svd_edit.svd_smoothing returns a copy instead. See htsr.svd_edit for `method`."""
         if not pool:
             raise ValueError("SVDSmoothing: only pool=True is supported (as the reference)")
-        from .svd_edit import svd_smoothing
+        from .svd_edit import smoothing
 
-        return svd_smoothing(self._model(model), percent=percent, layers=layers, method=method, start_ids=start_ids,
-                             inplace=True, fit=fit, _reference_layout=True)
+        opts = _reference_options(layers=layers, start_ids=start_ids, max_evals=15000, max_N=50000)
+        return smoothing(self._model(model), opts, percent=percent, method=method, inplace=True, fit=fit)
 
     def SVDSharpness(self, model=None, pool=True, layers=[], plot=False, start_ids=0):
         """Removes each layer's spikes that survive a random permutation, IN PLACE, and returns the model (the
@@ -154,10 +154,10 @@ class WeightWatcher:
         global RandomState."""
         if not pool:
             raise ValueError("SVDSharpness: only pool=True is supported (as the reference)")
-        from .svd_edit import svd_sharpness
+        from .svd_edit import sharpness
 
-        return svd_sharpness(self._model(model), layers=layers, start_ids=start_ids, inplace=True,
-                             _reference_layout=True, _rng=np.random)
+        opts = _reference_options(layers=layers, start_ids=start_ids, max_evals=15000, max_N=50000)
+        return sharpness(self._model(model), opts, inplace=True, rng=np.random)
 
     def get_details(self) -> Optional[pd.DataFrame]:
         return self.details
@@ -170,6 +170,12 @@ class WeightWatcher:
         metrics = ["log_norm", "alpha", "alpha_weighted", "log_alpha_norm", "log_spectral_norm", "stable_rank",
                    "mp_softrank"]
         return {m: details[m].mean() for m in metrics if m in details.columns}
+
+
+def _reference_options(**options) -> Options:
+    """The facade's options: names matched whole, the reference's layout of dicts, checkpoints and ONNX, and
+    float64 torch weights rounded to float32 (what weightwatcher 0.7.7 analyzes)."""
+    return Options.internal(**dict(dict(exact_names=True, reference_layout=True, float32_weights=True), **options))
 
 
 def _numpy_global_rng():

@@ -7,21 +7,21 @@ from typing import List, Optional
 
 import numpy as np
 
-from .analysis import Options, analyze, sized_entries
+from .analysis import run_analysis, sized_entries
+from .options import Options
 from .layers import CONV2D, LayerEntry, plan_layer
 
 
-def find_layer(model, layer, *, min_evals: int = 8, max_evals: Optional[int] = None, max_N: Optional[int] = None,
-               start_ids: int = 0, **source_options) -> LayerEntry:
+def find_layer(model, layer, opts: Options) -> LayerEntry:
     """The first analyzable layer whose id equals `layer` (an int) or whose name or longname equals it (a str);
     ValueError naming the valid ids/names when there is none, or, for an id several matrices share (the gates
     of a recurrent layer), naming their longnames."""
     if isinstance(layer, bool) or not isinstance(layer, (numbers.Integral, str)):
         raise ValueError(f"layer must be a layer id (int) or a layer name (str), got {layer!r}")
-    opts = Options(min_evals=min_evals, max_evals=max_evals, max_N=max_N)
+    opts = opts.replace(layers=None, exact_names=False)
     candidates: List[LayerEntry] = []
     found: List[LayerEntry] = []
-    for entry, *_ in sized_entries(model, None, opts, start_ids, False, **source_options):
+    for entry, *_ in sized_entries(model, opts):
         if isinstance(layer, numbers.Integral):
             if entry.layer_id == layer:
                 found.append(entry)
@@ -45,18 +45,21 @@ def find_layer(model, layer, *, min_evals: int = 8, max_evals: Optional[int] = N
 
 def get_ESD(model, layer, *, random: bool = False, seed: Optional[int] = None, min_evals: int = 8,
             max_evals: Optional[int] = None, max_N: Optional[int] = None, start_ids: int = 0,
-            conv2d_norm: bool = True, _float32_weights: bool = False, _reference_layout: bool = False,
-            _rng=None) -> np.ndarray:
+            conv2d_norm: bool = True) -> np.ndarray:
     """The ESD (ascending eigenvalues of WᵀW, Conv2D slices pooled and scaled as in `analyze`) of one layer,
     given by id or by name/longname (a recurrent gate by its longname, e.g. 'lstm.weight_ih_l0[f]').
     random=True: the ESD of the layer with its elements randomly permuted (as randomize=True; seed as in
     analyze). Raises ValueError for an unknown layer or one that fails."""
-    entry = find_layer(model, layer, min_evals=min_evals, max_evals=max_evals, max_N=max_N, start_ids=start_ids,
-                       reference_layout=_reference_layout)
-    details = analyze(model, layers=[entry.layer_id], min_evals=min_evals, max_evals=max_evals, max_N=max_N,
-                      start_ids=start_ids, conv2d_norm=conv2d_norm, return_esd=True, randomize=random, seed=seed,
-                      progress=False, _float32_weights=_float32_weights, _reference_layout=_reference_layout,
-                      _rng=_rng)
+    opts = Options(seed=seed, min_evals=min_evals, max_evals=max_evals, max_N=max_N, start_ids=start_ids,
+                   conv2d_norm=conv2d_norm)
+    return layer_esd(model, layer, opts, random=random)
+
+
+def layer_esd(model, layer, opts: Options, *, random: bool = False, rng=None) -> np.ndarray:
+    """get_ESD with its options built (the facade's: unscaled slices, float32 weights, its own generator)."""
+    entry = find_layer(model, layer, opts)
+    details = run_analysis(model, opts.replace(layers=[entry.layer_id], return_esd=True, randomize=random,
+                                               progress=False), rng=rng)
     row = details[details["longname"] == entry.longname].iloc[0]
     if row["status"] != "success":
         raise ValueError(f"layer {layer!r}: no ESD ({row['message']})")
@@ -73,18 +76,22 @@ def _as_float(matrix) -> np.ndarray:
 
 
 def get_Weights(model, layer, *, min_evals: int = 8, max_evals: Optional[int] = None,
-                max_N: Optional[int] = None, start_ids: int = 0, _float32_weights: bool = False,
-                _reference_layout: bool = False) -> List[np.ndarray]:
+                max_N: Optional[int] = None, start_ids: int = 0) -> List[np.ndarray]:
     """The weight matrices of one layer (by id or name/longname), unscaled: [W] for a dense/embedding layer,
     the kh·kw slices W[:, :, i, j] of a Conv2D (each transposed to have at least as many rows as columns), the
     3-D tensor of a torch Conv1d, [the gate matrix] of a recurrent gate. Arrays are views of the model's weights
     where possible (copy before editing)."""
-    entry = find_layer(model, layer, min_evals=min_evals, max_evals=max_evals, max_N=max_N, start_ids=start_ids,
-                       reference_layout=_reference_layout)
+    return layer_weights(model, layer, Options(min_evals=min_evals, max_evals=max_evals, max_N=max_N,
+                                               start_ids=start_ids))
+
+
+def layer_weights(model, layer, opts: Options) -> List[np.ndarray]:
+    """get_Weights with its options built (the facade's: float32 weights, the reference's layout)."""
+    entry = find_layer(model, layer, opts)
     if len(entry.shape) == 3:
         return [_as_float(entry.load())]
-    plan = plan_layer(entry, conv2d_norm=False, float32_weights=_float32_weights)
+    plan = plan_layer(entry, conv2d_norm=False, float32_weights=opts.float32_weights)
     slices = [_as_float(s) for s in plan.slices]
-    if entry.layer_type != CONV2D and _float32_weights and not entry.read_as_stored:
+    if entry.layer_type != CONV2D and opts.float32_weights and not entry.read_as_stored:
         slices = [s.astype(np.float32, copy=False) for s in slices]
     return slices

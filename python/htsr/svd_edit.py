@@ -29,7 +29,8 @@ from typing import Optional, Tuple
 import numpy as np
 
 from ._native import core
-from .analysis import analyze
+from .analysis import run_analysis
+from .options import Options
 from .layer_access import _as_float
 from .layers import RECURRENT_TYPES
 from .sources.recurrent import GATES
@@ -120,11 +121,17 @@ def _rebuild(model, rows, counts, sign: int) -> None:
 
 def svd_smoothing(model, percent: float = 0.8, layers=None, method: str = "detX", start_ids: int = 0,
                   inplace: bool = False, min_evals: int = 8, max_evals: Optional[int] = 15000,
-                  max_N: Optional[int] = 50000, fit: str = "PL", _reference_layout: bool = False):
+                  max_N: Optional[int] = 50000, fit: str = "PL"):
     """Returns `model` with each analyzed layer's weights replaced by their truncated SVD (see the module
     docstring for `method`). layers, start_ids, min_evals, max_evals, max_N select the layers as in analyze
     (the reference's defaults). fit ('PL', 'TPL', 'E_TPL') is the tail fit whose num_pl_spikes method
     'alpha_min' keeps. inplace=True edits `model` itself."""
+    opts = Options(layers=layers, start_ids=start_ids, min_evals=min_evals, max_evals=max_evals, max_N=max_N)
+    return smoothing(model, opts, percent=percent, method=method, inplace=inplace, fit=fit)
+
+
+def smoothing(model, opts: Options, *, percent: float, method: str, inplace: bool, fit: str):
+    """svd_smoothing with its layer options built (the facade reads models in the reference's layout)."""
     key = str(method).lower()
     key = _SMOOTH_ALIASES.get(key, key)
     if key not in SMOOTH_METHODS:
@@ -136,9 +143,9 @@ def svd_smoothing(model, percent: float = 0.8, layers=None, method: str = "detX"
     if fit not in ("PL", "TPL", "E_TPL"):
         raise ValueError(f"SVDSmoothing: fit must be 'PL', 'TPL' or 'E_TPL', got {fit!r}")
     target = _target(model, inplace)
-    details = analyze(model, fit=fit if key == "alpha_min" else "PL", layers=layers, start_ids=start_ids, min_evals=min_evals, max_evals=max_evals,
-                      max_N=max_N, small_n="ks", detX=key in ("detx", "auto"), mp_fit=key in ("rmt", "auto"),
-                      progress=False, _exact_names=True, _reference_layout=_reference_layout, _float32_weights=True)
+    details = run_analysis(model, opts.replace(fit=fit if key == "alpha_min" else "PL", small_n="ks",
+                                               detX=key in ("detx", "auto"), mp_fit=key in ("rmt", "auto"),
+                                               progress=False, exact_names=True, float32_weights=True))
     details = details[details["status"] == "success"]
     if key == "detx":
         counts = list(details["detX_num"])
@@ -155,20 +162,23 @@ def svd_smoothing(model, percent: float = 0.8, layers=None, method: str = "detX"
 
 
 def svd_sharpness(model, layers=None, start_ids: int = 0, inplace: bool = False, seed: Optional[int] = None,
-                  min_evals: int = 8, max_evals: Optional[int] = 15000, max_N: Optional[int] = 50000,
-                  _reference_layout: bool = False, _rng=None):
+                  min_evals: int = 8, max_evals: Optional[int] = 15000, max_N: Optional[int] = 50000):
     """Returns `model` with the num_spikes largest singular values of each analyzed layer removed, num_spikes
     from the MP fit of the ESD of the layer's matrices with their elements permuted once (as the reference:
     numpy.random.RandomState(seed).permutation; the facade uses numpy's global state). inplace=True edits
     `model` itself."""
-    from .distances import _layers
+    opts = Options(layers=layers, start_ids=start_ids, min_evals=min_evals, max_evals=max_evals, max_N=max_N)
+    return sharpness(model, opts, inplace=inplace, rng=np.random.RandomState(seed))
+
+
+def sharpness(model, opts: Options, *, inplace: bool, rng):
+    """svd_sharpness with its layer options built and its generator (the facade: numpy's global one)."""
+    from .distances import selected_layers
     from .layers import plan_layer
 
-    rng = _rng if _rng is not None else np.random.RandomState(seed)
     target = _target(model, inplace)
     rows, counts = [], []
-    for entry in _layers(model, layers, min_evals, max_evals, max_N, start_ids,
-                         {"reference_layout": _reference_layout}):
+    for entry in selected_layers(model, opts):
         plan = plan_layer(entry, float32_weights=True)
         permuted = []
         for matrix in plan.slices:

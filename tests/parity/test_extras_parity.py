@@ -19,6 +19,8 @@ import pytest
 torch = pytest.importorskip("torch")
 weightwatcher = pytest.importorskip("weightwatcher")
 import htsr  # noqa: E402
+from htsr.analysis import run_analysis  # noqa: E402
+from htsr.options import Options  # noqa: E402
 
 from .helpers import assert_vectors_parity, reference_vector_tail  # noqa: E402
 
@@ -328,8 +330,9 @@ def test_svd_smoothing_alpha_min_keeps_the_tail_of_the_chosen_fit(fit):
     m = torch.nn.Sequential(torch.nn.Linear(80, 50))
     with torch.no_grad():  # heavy-tailed entries: the TPL tail (38 values) differs from the PL tail (23)
         m[0].weight.copy_(torch.distributions.StudentT(2.0).sample((50, 80)) * 0.05)
-    row = htsr.analyze(m, fit=fit, small_n="ks", _float32_weights=True).iloc[0]
-    pl_row = htsr.analyze(m, small_n="ks", _float32_weights=True).iloc[0]
+    facade_weights = Options.internal(small_n="ks", float32_weights=True)  # the weights SVDSmoothing analyzes
+    row = run_analysis(m, facade_weights.replace(fit=fit)).iloc[0]
+    pl_row = run_analysis(m, facade_weights).iloc[0]
     smoothed = htsr.svd_smoothing(m, method="alpha_min", fit=fit)
     rank = np.linalg.matrix_rank(smoothed[0].weight.detach().double().numpy(), tol=1e-4)
     assert row["status"] == "success" and 0 < row["num_pl_spikes"] < 50
