@@ -15,6 +15,9 @@ SHOWN_COLUMNS = ["layer_id", "longname", "layer_type", "N", "M", "num_evals", "a
 COMPARE_SHOWN = ["longname", "match", "alpha_a", "alpha_b", "alpha_diff", "alpha_weighted_diff",
                  "log_spectral_norm_diff", "warning_a", "warning_b"]
 FORMATS = ("table", "csv", "json", "parquet")
+# The formats a file of each known extension may hold; the first is the one inferred when --format is not given.
+EXTENSION_FORMATS = {"csv": ("csv",), "json": ("json",), "parquet": ("parquet",), "txt": ("table", "csv", "json"),
+                     "table": ("table",)}
 EXIT_OK, EXIT_LAYERS_FAILED, EXIT_USAGE = 0, 1, 2
 
 EXAMPLES = """examples:
@@ -45,16 +48,23 @@ def parse_layers(values: Optional[List[str]]):
 
 
 def output_format(fmt: Optional[str], out: Optional[str]) -> str:
-    """--format, else inferred from --out's extension, else 'table'."""
+    """--format, else inferred from --out's extension, else 'table'.
+
+    Refused (UsageError, before any analysis): a .csv/.json/.parquet file given another --format (no Parquet
+    bytes in a .csv file), parquet into a .txt file, and parquet without --out (binary output)."""
+    ext = os.path.splitext(out)[1].lower().lstrip(".") if out else ""
+    holds = EXTENSION_FORMATS.get(ext)
     if fmt:
+        if holds is not None and fmt not in holds:
+            raise UsageError(f"--out {out} is a .{ext} file, which cannot hold --format {fmt} "
+                             f"(use --format {holds[0]}, or an extension that matches {fmt})")
+        if fmt == "parquet" and not out:
+            raise UsageError("--format parquet needs --out FILE.parquet (binary output)")
         return fmt
     if not out:
         return "table"
-    ext = os.path.splitext(out)[1].lower().lstrip(".")
-    if ext in ("csv", "json", "parquet"):
-        return ext
-    if ext in ("txt", "table"):
-        return "table"
+    if holds is not None:
+        return holds[0]
     raise UsageError(f"--out {out}: unsupported extension '.{ext}' (use .csv, .json, .parquet or .txt, "
                      "or give --format)")
 
@@ -205,11 +215,11 @@ def cmd_analyze_ray(args) -> int:
 def cmd_describe(args) -> int:
     import htsr
 
+    fmt = output_format(args.format, args.out)
     kw = analyze_kwargs(args)
     kw.pop("precision", None)
     kw.pop("device", None)
     table = htsr.describe(args.path, **kw)
-    fmt = output_format(args.format, args.out)
     write_table(table, args.out, fmt, list(table.columns))
     if args.out:
         print(f"wrote {args.out}")
@@ -239,10 +249,10 @@ def cmd_compare(args) -> int:
     import htsr
     from .compare import compare_details, compare_summary
 
+    fmt = output_format(args.format, args.out)
     kw = analyze_kwargs(args)
     a, b = htsr.analyze(args.a, **kw), htsr.analyze(args.b, **kw)
     table = compare_details(a, b)
-    fmt = output_format(args.format, args.out)
     if fmt == "table" or args.out:
         print(f"== A: {label_of(args.a)} ({len(a)} layers)  B: {label_of(args.b)} ({len(b)} layers)")
         if not args.out:
