@@ -238,7 +238,9 @@ def cmd_report(args) -> int:
 
         plot_layers(details, args.plots)
         overview_figures(details, args.plots, prefix="htsr.overview", label=label_of(args.path))
-    n_warn = int((details["warning"].fillna("") != "").sum()) if len(details) else 0
+    from .results import warned
+
+    n_warn = int(warned(details).sum())
     print(f"wrote {args.output}: {len(details)} layer(s), {n_warn} warning(s), "
           f"{int((details['status'] == 'failed').sum()) if len(details) else 0} failed")
     print("summary: " + json.dumps({k: round(v, 6) for k, v in htsr.summary(details).items()}))

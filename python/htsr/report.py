@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .report_template import PAGE
+from .results import warned
 
 TABLE_COLUMNS = ["layer_id", "longname", "layer_type", "N", "M", "num_evals", "alpha", "alpha_weighted",
                  "log_spectral_norm", "stable_rank", "D", "xmin", "num_pl_spikes", "status", "warning", "message"]
@@ -53,8 +54,7 @@ def _cell(col: str, v) -> str:
 def warnings_first(details: pd.DataFrame) -> pd.DataFrame:
     """Failed layers, then layers with a warning, then the rest; by layer id within each group."""
     failed = (details["status"] == "failed") if "status" in details else False
-    warned = details["warning"].fillna("").astype(str) != "" if "warning" in details else False
-    rank = np.where(failed, 0, np.where(warned, 1, 2))
+    rank = np.where(failed, 0, np.where(warned(details), 1, 2))
     sort_cols = ["layer_id"] + (["slice_id"] if "slice_id" in details else [])
     order = details.assign(_rank=rank).sort_values(["_rank"] + sort_cols, kind="stable").index
     return details.loc[order]
@@ -80,18 +80,17 @@ def details_table(details: pd.DataFrame, columns: Optional[List[str]] = None, ta
 
 def warnings_block(details: pd.DataFrame) -> str:
     failed = details[details["status"] == "failed"] if "status" in details else details.iloc[:0]
-    warned = details[(details["status"] != "failed") & (details["warning"].fillna("").astype(str) != "")] \
-        if "warning" in details else details.iloc[:0]
-    if not len(failed) and not len(warned):
+    with_warning = details[warned(details)]
+    if not len(failed) and not len(with_warning):
         return '<div class="ok">No warnings: every analyzed layer has 2 &le; alpha &le; 6.</div>'
     items = []
     for _, r in failed.iterrows():
         items.append(f"<li><b>failed</b>: layer {esc(r['layer_id'])} <code>{esc(r['longname'])}</code>: "
                      f"{esc(r.get('message', ''))}</li>")
-    for _, r in warned.iterrows():
+    for _, r in with_warning.iterrows():
         items.append(f"<li><b>{esc(r['warning'])}</b>: layer {esc(r['layer_id'])} <code>{esc(r['longname'])}</code>"
                      f" (alpha = {float(r['alpha']):.3f})</li>")
-    return (f'<div class="warnings"><p>{len(failed)} failed, {len(warned)} with warnings '
+    return (f'<div class="warnings"><p>{len(failed)} failed, {len(with_warning)} with warnings '
             f"(alpha &lt; 2: over-trained; alpha &gt; 6: under-trained).</p><ul>{''.join(items)}</ul></div>")
 
 
