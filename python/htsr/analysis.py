@@ -304,7 +304,9 @@ def analyze(
         visible) or 'auto'. A layer too large for the GPU's memory is computed on the CPU (its row says so).
     plot : write the reference's five figures per analyzed layer (log-log ESD with the fitted power
         law and xmin, lin-lin and log-lin histograms, D and alpha against the xmin candidates) as
-        `{savefig}/ww.layer{id}.{esd,esd2,esd3,esd4,esd5}.png` (needs matplotlib: htsr[plot]).
+        `{savefig}/ww.layer{id}.{esd,esd2,esd3,esd4,esd5}.png` (needs matplotlib: htsr[plot]). A figure that
+        cannot be drawn is left out (with any older file of it) and reported as an htsr.FigureWarning naming the
+        layer, the figure and why; the other figures and the table are unaffected.
     savefig : the folder for the figures (default 'ww-img', as the reference; True means 'ww-img').
     unsafe_pickle : allow PyTorch checkpoints whose unpickling executes code (only for trusted files;
         by default checkpoints load with torch.load(weights_only=True) and such files are refused).

@@ -1,12 +1,14 @@
 """The `htsr` command (also `python -m htsr`): analyze | describe | report | compare.
 
-Exit codes: 0 success, 1 some layers failed (the output is still written), 2 usage or input error."""
+Exit codes: 0 success, 1 some layers failed or some figures could not be drawn (everything else is still
+written; a note on stderr names each figure), 2 usage or input error."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import sys
+import warnings
 from typing import List, Optional
 
 DEMO_MODELS = ("demo_mlp.safetensors", "demo_cnn.safetensors")
@@ -29,7 +31,7 @@ EXAMPLES = """examples:
   htsr describe ./my-hf-model
   htsr report ./my-hf-model -o report.html
   htsr compare base.safetensors finetuned.safetensors --plots cmp/ --out diff.csv
-exit codes: 0 ok, 1 some layers failed (output still written), 2 usage or input error"""
+exit codes: 0 ok, 1 some layers failed or some figures not drawn (the rest still written), 2 usage or input error"""
 
 
 class UsageError(Exception):
@@ -158,9 +160,7 @@ def cmd_analyze(args) -> int:
         if plot_dir:
             _need_matplotlib()
             details = htsr.analyze(path, plot=True, savefig=plot_dir, **run_kw)
-            from .plots import overview_figures
-
-            overview_figures(details, plot_dir, prefix="htsr.overview", label=label_of(path))
+            write_overview(details, plot_dir, label_of(path))
         else:
             details = htsr.analyze(path, **run_kw)
         failed = failed or any_failed(details)
@@ -234,10 +234,10 @@ def cmd_report(args) -> int:
     details = write_report(args.path, args.output, title=args.title, layer_figures=args.layer_figures,
                            **analyze_kwargs(args))
     if args.plots:
-        from .plots import overview_figures, plot_layers
+        from .plots import plot_layers
 
         plot_layers(details, args.plots)
-        overview_figures(details, args.plots, prefix="htsr.overview", label=label_of(args.path))
+        write_overview(details, args.plots, label_of(args.path))
     from .results import warned
 
     n_warn = int(warned(details).sum())
@@ -271,6 +271,39 @@ def cmd_compare(args) -> int:
         comparison_figures(table, label_of(args.a), label_of(args.b), savedir=args.plots)
         print(f"wrote figures to {args.plots}")
     return EXIT_LAYERS_FAILED if any_failed(a) or any_failed(b) else EXIT_OK
+
+
+def write_overview(details, plot_dir: str, label: str) -> None:
+    """The model overview figures in plot_dir; when they cannot be drawn, a FigureWarning (a note, exit 1)."""
+    from .figure_failures import noted, warn_all
+    from .plots import overview_figures
+
+    failures = []
+    with noted(f"{label} overview", "", failures):
+        overview_figures(details, plot_dir, prefix="htsr.overview", label=label)
+    warn_all(failures)
+
+
+def run_noting_figures(args) -> int:
+    """Runs the subcommand; figures that could not be drawn (FigureWarning) are printed as notes on stderr and
+    turn exit code 0 into 1. Other warnings are shown as usual."""
+    from .figure_failures import FigureWarning
+
+    caught: list = []
+    notes: List[str] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", FigureWarning)
+            code = args.run(args)
+    finally:  # shown even when the command fails afterwards
+        for w in caught:
+            if issubclass(w.category, FigureWarning):
+                notes.append(str(w.message))
+            else:
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+        for note in notes:
+            print(f"htsr: note: {note}", file=sys.stderr)
+    return EXIT_LAYERS_FAILED if notes and code == EXIT_OK else code
 
 
 def _need_matplotlib() -> None:
@@ -360,7 +393,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from .errors import HTSRError
 
     try:
-        return args.run(args)
+        return run_noting_figures(args)
     except UsageError as e:
         print(f"htsr: error: {e}", file=sys.stderr)
         return EXIT_USAGE
