@@ -20,6 +20,7 @@ import json
 import os
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -144,8 +145,25 @@ def main(argv=None) -> dict:
 
     import htsr
 
-    torch.set_num_threads(1)  # a shared machine: one core for training, one for htsr
+    with single_threaded(torch, htsr):
+        return run_series(args, torch, htsr)
+
+
+@contextmanager
+def single_threaded(torch, htsr):
+    """One core for training and one for htsr (a shared machine); the caller's thread counts come back after, as
+    main() also runs inside the test suite, where they would change the last bits of later eigenvalues."""
+    before = torch.get_num_threads(), htsr.core.max_threads()
+    torch.set_num_threads(1)
     htsr.core.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before[0])
+        htsr.core.set_num_threads(before[1])  # after torch's: they share one OpenMP runtime
+
+
+def run_series(args, torch, htsr) -> dict:
     grid = QUICK if args.quick else dict(widths=WIDTHS, weight_decays=WEIGHT_DECAYS, epochs=EPOCHS)
     data = load_data()
     start = time.perf_counter()

@@ -27,3 +27,20 @@ def test_quick_series(tmp_path):
                                                          [m["test_acc"] for m in models]))
     assert "| all models |" in (tmp_path / "model_series_quick.md").read_text()
     assert (tmp_path / "model_series_quick.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_quick_series_leaves_thread_counts_as_they_were(tmp_path):
+    """The script runs single-threaded; run in-process (as above) it must hand back the caller's thread counts:
+    they are process-wide (htsr and torch share one OpenMP runtime) and move the last bits of every later
+    eigenvalue (issue 11, item 13)."""
+    import torch
+
+    import htsr
+
+    spec = importlib.util.spec_from_file_location("model_series", SCRIPT)
+    series = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(series)
+    torch.set_num_threads(2)
+    htsr.core.set_num_threads(2)
+    series.main(["--quick", "--out", str(tmp_path)])
+    assert (torch.get_num_threads(), htsr.core.max_threads()) == (2, 2)

@@ -132,13 +132,14 @@ Choice fit_small_n(const std::vector<double>& log_x, std::vector<double>& alphas
     return {first_near_min(objective), true};
 }
 
-// A failed fit reports -1 for every fitted value (spec §3.3); the warning follows from alpha = -1.
+// A failed fit reports -1 for every fitted value (spec §3.3) and no warning: -1 marks a fit that did not run,
+// not an alpha below 2 (the compatible facade restores weightwatcher's 'over-trained' for such rows).
 PowerLawFit failed(PowerLawFit fit, std::string why) {
     fit.status = "failed";
     fit.message = std::move(why);
     fit.alpha = fit.xmin = fit.xmax = fit.D = fit.sigma = -1.0;
     fit.num_pl_spikes = -1;
-    fit.warning = "over-trained";
+    fit.warning.clear();
     fit.xmins.clear();
     fit.alphas.clear();
     fit.Ds.clear();

@@ -25,8 +25,7 @@ const std::string& warning_for(double alpha) {
 
 PowerLawFit failed_fit(std::string why) {
     PowerLawFit fit;
-    fit.status = "failed";
-    fit.warning = "over-trained";  // alpha = -1, as every failed fit
+    fit.status = "failed";  // alpha = -1 and no warning, as every failed fit (powerlaw.cpp)
     fit.message = std::move(why);
     return fit;
 }

@@ -10,6 +10,7 @@ from .distributed import analyze_many
 from .errors import HTSRError, LayerError, SourceError
 from .distances import distances
 from .facade import WeightWatcher
+from .figure_failures import FigureWarning
 from .layer_access import get_ESD, get_Weights
 from .results import summary
 from .svd_edit import svd_sharpness, svd_smoothing
@@ -17,4 +18,5 @@ from . import lr, monitor  # noqa: E402  (training: alpha monitor and per-layer 
 
 __version__ = "0.1.0"
 __all__ = ["analyze", "analyze_many", "describe", "summary", "WeightWatcher", "get_ESD", "get_Weights", "distances",
-           "svd_smoothing", "svd_sharpness", "HTSRError", "SourceError", "LayerError", "core", "monitor", "lr"]
+           "svd_smoothing", "svd_sharpness", "HTSRError", "SourceError", "LayerError", "FigureWarning", "core", "monitor",
+           "lr"]

@@ -1,8 +1,9 @@
 """The `htsr` command (also `python -m htsr`): analyze | describe | report | compare.
 
-Exit codes: 0 success, 1 some layers failed (the output is still written), 2 usage or input error (one
-`htsr: error:` line naming the file and the fault), 3 internal error (a bug in htsr; --debug shows the traceback),
-130 interrupted (Ctrl-C; with --out FILE every finished layer is saved there, and --resume continues)."""
+Exit codes: 0 success, 1 some layers failed or some figures could not be drawn (everything else is still
+written; a note on stderr names each figure), 2 usage or input error (one `htsr: error:` line naming the file
+and the fault), 3 internal error (a bug in htsr; --debug shows the traceback), 130 interrupted (Ctrl-C; with
+--out FILE every finished layer is saved there, and --resume continues)."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +11,7 @@ import json
 import os
 import sys
 import traceback
+import warnings
 from typing import List, Optional
 
 DEMO_MODELS = ("demo_mlp.safetensors", "demo_cnn.safetensors")
@@ -18,6 +20,9 @@ SHOWN_COLUMNS = ["layer_id", "longname", "layer_type", "N", "M", "num_evals", "a
 COMPARE_SHOWN = ["longname", "match", "alpha_a", "alpha_b", "alpha_diff", "alpha_weighted_diff",
                  "log_spectral_norm_diff", "warning_a", "warning_b"]
 FORMATS = ("table", "csv", "json", "parquet")
+# The formats a file of each known extension may hold; the first is the one inferred when --format is not given.
+EXTENSION_FORMATS = {"csv": ("csv",), "json": ("json",), "parquet": ("parquet",), "txt": ("table", "csv", "json"),
+                     "table": ("table",)}
 EXIT_OK, EXIT_LAYERS_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 # Printed after the demo's tables: how to read them, for a user's first minutes.
 READING_GUIDE = """how to read this:
@@ -35,7 +40,7 @@ EXAMPLES = """examples:
   htsr describe ./my-hf-model
   htsr report ./my-hf-model -o report.html
   htsr compare base.safetensors finetuned.safetensors --plots cmp/ --out diff.csv
-exit codes: 0 ok, 1 some layers failed (output still written), 2 usage or input error,
+exit codes: 0 ok, 1 some layers failed or some figures not drawn (the rest still written), 2 usage or input error,
   3 internal error (a bug in htsr: rerun with --debug and report the traceback),
   130 interrupted (Ctrl-C: finished layers are saved in --out FILE; rerun with --resume to continue)"""
 
@@ -56,16 +61,23 @@ def parse_layers(values: Optional[List[str]]):
 
 
 def output_format(fmt: Optional[str], out: Optional[str]) -> str:
-    """--format, else inferred from --out's extension, else 'table'."""
+    """--format, else inferred from --out's extension, else 'table'.
+
+    Refused (UsageError, before any analysis): a .csv/.json/.parquet file given another --format (no Parquet
+    bytes in a .csv file), parquet into a .txt file, and parquet without --out (binary output)."""
+    ext = os.path.splitext(out)[1].lower().lstrip(".") if out else ""
+    holds = EXTENSION_FORMATS.get(ext)
     if fmt:
+        if holds is not None and fmt not in holds:
+            raise UsageError(f"--out {out} is a .{ext} file, which cannot hold --format {fmt} "
+                             f"(use --format {holds[0]}, or an extension that matches {fmt})")
+        if fmt == "parquet" and not out:
+            raise UsageError("--format parquet needs --out FILE.parquet (binary output)")
         return fmt
     if not out:
         return "table"
-    ext = os.path.splitext(out)[1].lower().lstrip(".")
-    if ext in ("csv", "json", "parquet"):
-        return ext
-    if ext in ("txt", "table"):
-        return "table"
+    if holds is not None:
+        return holds[0]
     raise UsageError(f"--out {out}: unsupported extension '.{ext}' (use .csv, .json, .parquet or .txt, "
                      "or give --format)")
 
@@ -160,9 +172,7 @@ def cmd_analyze(args) -> int:
         if plot_dir:
             _need_matplotlib()
             details = htsr.analyze(path, plot=True, savefig=plot_dir, **run_kw)
-            from .plots import overview_figures
-
-            overview_figures(details, plot_dir, prefix="htsr.overview", label=label_of(path))
+            write_overview(details, plot_dir, label_of(path))
         else:
             details = htsr.analyze(path, **run_kw)
         failed = failed or any_failed(details)
@@ -219,11 +229,11 @@ def cmd_analyze_ray(args) -> int:
 def cmd_describe(args) -> int:
     import htsr
 
+    fmt = output_format(args.format, args.out)
     kw = analyze_kwargs(args)
     kw.pop("precision", None)
     kw.pop("device", None)
     table = htsr.describe(args.path, **kw)
-    fmt = output_format(args.format, args.out)
     write_table(table, args.out, fmt, list(table.columns))
     if args.out:
         print(f"wrote {args.out}")
@@ -238,11 +248,13 @@ def cmd_report(args) -> int:
     details = write_report(args.path, args.output, title=args.title, layer_figures=args.layer_figures,
                            **analyze_kwargs(args))
     if args.plots:
-        from .plots import overview_figures, plot_layers
+        from .plots import plot_layers
 
         plot_layers(details, args.plots)
-        overview_figures(details, args.plots, prefix="htsr.overview", label=label_of(args.path))
-    n_warn = int((details["warning"].fillna("") != "").sum()) if len(details) else 0
+        write_overview(details, args.plots, label_of(args.path))
+    from .results import warned
+
+    n_warn = int(warned(details).sum())
     print(f"wrote {args.output}: {len(details)} layer(s), {n_warn} warning(s), "
           f"{int((details['status'] == 'failed').sum()) if len(details) else 0} failed")
     print("summary: " + json.dumps({k: round(v, 6) for k, v in htsr.summary(details).items()}))
@@ -253,10 +265,10 @@ def cmd_compare(args) -> int:
     import htsr
     from .compare import compare_details, compare_summary
 
+    fmt = output_format(args.format, args.out)
     kw = analyze_kwargs(args)
     a, b = htsr.analyze(args.a, **kw), htsr.analyze(args.b, **kw)
     table = compare_details(a, b)
-    fmt = output_format(args.format, args.out)
     if fmt == "table" or args.out:
         print(f"== A: {label_of(args.a)} ({len(a)} layers)  B: {label_of(args.b)} ({len(b)} layers)")
         if not args.out:
@@ -273,6 +285,39 @@ def cmd_compare(args) -> int:
         comparison_figures(table, label_of(args.a), label_of(args.b), savedir=args.plots)
         print(f"wrote figures to {args.plots}")
     return EXIT_LAYERS_FAILED if any_failed(a) or any_failed(b) else EXIT_OK
+
+
+def write_overview(details, plot_dir: str, label: str) -> None:
+    """The model overview figures in plot_dir; when they cannot be drawn, a FigureWarning (a note, exit 1)."""
+    from .figure_failures import noted, warn_all
+    from .plots import overview_figures
+
+    failures = []
+    with noted(f"{label} overview", "", failures):
+        overview_figures(details, plot_dir, prefix="htsr.overview", label=label)
+    warn_all(failures)
+
+
+def run_noting_figures(args) -> int:
+    """Runs the subcommand; figures that could not be drawn (FigureWarning) are printed as notes on stderr and
+    turn exit code 0 into 1. Other warnings are shown as usual."""
+    from .figure_failures import FigureWarning
+
+    caught: list = []
+    notes: List[str] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", FigureWarning)
+            code = args.run(args)
+    finally:  # shown even when the command fails afterwards
+        for w in caught:
+            if issubclass(w.category, FigureWarning):
+                notes.append(str(w.message))
+            else:
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+        for note in notes:
+            print(f"htsr: note: {note}", file=sys.stderr)
+    return EXIT_LAYERS_FAILED if notes and code == EXIT_OK else code
 
 
 def _need_matplotlib() -> None:
@@ -363,7 +408,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from .errors import HTSRError
 
     try:
-        return args.run(args)
+        return run_noting_figures(args)
     except UsageError as e:
         return report_error(args, f"htsr: error: {e}", EXIT_USAGE)
     except (HTSRError, ValueError, NotImplementedError, OSError) as e:  # bad input: the message names it

@@ -97,6 +97,8 @@ class WeightWatcher:
         columns = REFERENCE_COLUMNS[:2] + sorted(REFERENCE_COLUMNS[2:] + extra)  # the reference sorts its columns
         columns += ["slice_id"] if "slice_id" in details.columns else []
         self.details = details[[c for c in columns if c in details.columns]].copy()
+        # The reference derives the warning from alpha alone, so its failed rows (alpha = -1) say 'over-trained'.
+        self.details.loc[self.details["status"] == "failed", "warning"] = "over-trained"
         return self.details
 
     def describe(self, model=None, layers=[], min_evals=8, max_evals=15000, max_N=50000, pool=True,

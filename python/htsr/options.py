@@ -130,7 +130,9 @@ OPTIONS: Dict[str, Option] = {
     "return_esd": Option(False, OUTPUT, "also return each layer's eigenvalues in an 'esd' column (and, with "
                          "randomize, the randomized ones in 'rand_esd')."),
     "plot": Option(False, OUTPUT, "write the reference's five figures per analyzed layer as "
-                   "`{savefig}/ww.layer{id}.{esd,esd2,esd3,esd4,esd5}.png` (needs matplotlib: htsr[plot])."),
+                   "`{savefig}/ww.layer{id}.{esd,esd2,esd3,esd4,esd5}.png` (needs matplotlib: htsr[plot]). A figure that "
+                   "cannot be drawn is left out (with any older file of it) and reported as an htsr.FigureWarning "
+                   "naming the layer, the figure and why; the other figures and the table are unaffected."),
     "savefig": Option("ww-img", OUTPUT, "the folder for the figures (default 'ww-img', as the reference; True means "
                       "'ww-img')."),
     "deltas": Option(False, OUTPUT, "with plot=True, also the figures of the eigenvalue spacings "

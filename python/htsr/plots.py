@@ -19,11 +19,12 @@ import os
 import struct
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .layers import RECURRENT_TYPES
+from .figure_failures import FigureFailure, noted, warn_all
 
 if TYPE_CHECKING:
     from .plots_mp import MPPlotData
@@ -157,6 +158,12 @@ def plot_id_of(row) -> str:
     return str(int(row["layer_id"]))
 
 
+def layer_title(row) -> str:
+    """'Layer {plot id} ({longname})', as the figures title a layer."""
+    longname = str(row.get("longname") or row.get("name") or "")
+    return f"Layer {plot_id_of(row)}" + (f" ({longname})" if longname else "")
+
+
 def layer_plot_data(row, xmax_clip: int = 0, small_n: str = "penalized") -> LayerPlotData:
     """Builds the plot data of one details row that carries its eigenvalues (column 'esd').
 
@@ -165,12 +172,7 @@ def layer_plot_data(row, xmax_clip: int = 0, small_n: str = "penalized") -> Laye
     from ._native import core
 
     evals = np.sort(np.asarray(row["esd"], dtype=np.float64))
-    pid = plot_id_of(row)
-    name = f"Layer {pid}"
-    longname = str(row.get("longname") or row.get("name") or "")
-    if longname:
-        name = f"{name} ({longname})"
-    data = LayerPlotData(pid, name, evals, str(row.get("status", "")))
+    data = LayerPlotData(plot_id_of(row), layer_title(row), evals, str(row.get("status", "")))
     if data.status == "success" and len(evals):
         fit = core.fit_power_law(evals, xmax=int(xmax_clip or 0), small_n=small_n, candidates=True)
         data.xmins, data.alphas, data.Ds = fit["xmins"], fit["alphas"], fit["Ds"]
@@ -282,13 +284,20 @@ class LayerFigures:
             self._extras = ExtraFigures(_Axis, _freeze_legend)
         return self._extras
 
-    def render(self, d: LayerPlotData, savedir: str) -> List[str]:
-        paths = []
+    def render(self, d: LayerPlotData, savedir: str) -> Tuple[List[str], List[FigureFailure]]:
+        """Writes the figures of layer `d`: (the paths written, the figures that could not be drawn). A figure
+        that fails is noted, its older file (from an earlier run) removed, and the others are still written."""
+        paths: List[str] = []
+        failures: List[FigureFailure] = []
         for kind in d.kinds():
-            path = os.path.join(savedir, f"ww.layer{d.plot_id}.{kind}.png")
-            _save(self.figure(d, kind), path)
-            paths.append(path)
-        return paths
+            path = layer_figure_path(savedir, d.plot_id, kind)
+            noted_before = len(failures)
+            with noted(d.title_name, kind, failures):
+                _save(self.figure(d, kind), path)
+                paths.append(path)
+            if len(failures) > noted_before:
+                remove_stale(path)
+        return paths, failures
 
     @staticmethod
     def _to_plot(d: LayerPlotData) -> np.ndarray:
@@ -318,7 +327,9 @@ class LayerFigures:
             centers, pdf = _log_binned_pdf(tail)
             self.ll_pdf.set_data(centers, pdf)
             xs = np.unique(tail)
-            fit_pdf = (d.alpha - 1) * d.xmin ** (d.alpha - 1) * xs ** -d.alpha
+            # (alpha-1)/xmin (x/xmin)^-alpha: the same density as (alpha-1) xmin^(alpha-1) x^-alpha, without
+            # the overflow of xmin^(alpha-1) on huge eigenvalues (x/xmin >= 1, so the power stays <= 1)
+            fit_pdf = (d.alpha - 1) / d.xmin * (xs / d.xmin) ** -d.alpha
             self.ll_fit.set_data(xs, fit_pdf)
             self.ll_xmin.set_xdata([d.xmin, d.xmin])
             self.ll_xmin.set_visible(True)
@@ -480,9 +491,26 @@ def _worker_init() -> None:
         parse.cache_clear()
 
 
-def _render_chunk(items: List[LayerPlotData], savedir: str) -> List[List[str]]:
-    figs = _figures()
-    return [figs.render(d, savedir) for d in items]
+def _render_chunk(items: List[LayerPlotData], savedir: str) -> List[Tuple[List[str], List[FigureFailure]]]:
+    global _FIGURES
+    out = []
+    for d in items:
+        out.append(_figures().render(d, savedir))
+        if out[-1][1]:  # a failed draw may leave a reused figure half-updated: the next layer gets fresh ones
+            _FIGURES = None
+    return out
+
+
+def layer_figure_path(savedir: str, plot_id: str, kind: str) -> str:
+    return os.path.join(savedir, f"ww.layer{plot_id}.{kind}.png")
+
+
+def remove_stale(path: str) -> None:
+    """Removes a figure file left by an earlier run, so that a figure not drawn now is not shown outdated."""
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
 
 
 def default_workers(n_layers: int) -> int:
@@ -492,15 +520,16 @@ def default_workers(n_layers: int) -> int:
 
 
 def render_layers(items: Sequence[LayerPlotData], savedir: str = DEFAULT_SAVEDIR,
-                  workers: Optional[int] = None) -> List[str]:
-    """Writes the five figures of every layer into `savedir` (created if needed); returns the paths
-    in layer order. `workers`: processes to render with (default: by layer count and cores)."""
+                  workers: Optional[int] = None) -> Tuple[List[str], List[FigureFailure]]:
+    """Writes the figures of every layer into `savedir` (created if needed); returns the paths in layer
+    order and the figures that could not be drawn (the others are written regardless). `workers`: processes
+    to render with (default: by layer count and cores)."""
     _matplotlib()
     os.makedirs(savedir, exist_ok=True)
     items = list(items)
     workers = default_workers(len(items)) if workers is None else max(1, int(workers))
     if workers == 1 or len(items) < 2:
-        return [p for paths in _render_chunk(items, savedir) for p in paths]
+        return _joined(_render_chunk(items, savedir))
     import multiprocessing as mp
 
     # fork: the workers inherit the imported matplotlib and font cache; they never call into the core.
@@ -509,23 +538,40 @@ def render_layers(items: Sequence[LayerPlotData], savedir: str = DEFAULT_SAVEDIR
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method),
                              initializer=_worker_init) as pool:
         results = list(pool.map(_render_chunk, chunks, [savedir] * workers))
-    by_layer: Dict[int, List[str]] = {}
+    by_layer: Dict[int, Tuple[List[str], List[FigureFailure]]] = {}
     for w, per_layer in enumerate(results):
-        for j, paths in enumerate(per_layer):
-            by_layer[w + j * workers] = paths
-    return [p for i in sorted(by_layer) for p in by_layer[i]]
+        for j, rendered in enumerate(per_layer):
+            by_layer[w + j * workers] = rendered
+    return _joined([by_layer[i] for i in sorted(by_layer)])
+
+
+def _joined(per_layer: Sequence[Tuple[List[str], List[FigureFailure]]]) -> Tuple[List[str], List[FigureFailure]]:
+    return [p for paths, _ in per_layer for p in paths], [f for _, failures in per_layer for f in failures]
 
 
 def plot_layers(details, savedir: str = DEFAULT_SAVEDIR, xmax: Optional[int] = None, small_n: str = "penalized",
                 workers: Optional[int] = None) -> List[str]:
     """Per-layer figures of a details table made with `analyze(..., return_esd=True)`.
 
-    Rows without eigenvalues (failed layers) are skipped. Returns the written PNG paths."""
+    Rows without eigenvalues (failed layers) are skipped. A figure that cannot be drawn is left out (with any
+    older file of it) and reported as an htsr.figure_failures.FigureWarning naming the layer, the figure and
+    the reason; the other figures are written. Returns the written PNG paths."""
     if "esd" not in details.columns:
         raise ValueError("plot_layers needs the eigenvalues: analyze(..., return_esd=True)")
-    items = [layer_plot_data(row, xmax or 0, small_n) for _, row in details.iterrows()
-             if isinstance(row.get("esd"), np.ndarray) and len(row["esd"])]
-    return render_layers(items, savedir, workers)
+    os.makedirs(savedir, exist_ok=True)
+    items, failures = [], []
+    for _, row in details.iterrows():
+        if not (isinstance(row.get("esd"), np.ndarray) and len(row["esd"])):
+            continue
+        noted_before = len(failures)
+        with noted(layer_title(row), "", failures):
+            items.append(layer_plot_data(row, xmax or 0, small_n))
+        if len(failures) > noted_before:  # no data for any of this layer's figures
+            for kind in LAYER_KINDS:
+                remove_stale(layer_figure_path(savedir, plot_id_of(row), kind))
+    paths, draw_failures = render_layers(items, savedir, workers)
+    warn_all(failures + draw_failures)
+    return paths
 
 
 # ---- model overview figures ----

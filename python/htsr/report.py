@@ -16,7 +16,9 @@ from typing import Iterable, List, Optional
 import numpy as np
 import pandas as pd
 
+from .figure_failures import FigureFailure, noted, warn_all
 from .report_template import PAGE
+from .results import warned
 
 TABLE_COLUMNS = ["layer_id", "longname", "layer_type", "N", "M", "num_evals", "alpha", "alpha_weighted",
                  "log_spectral_norm", "stable_rank", "D", "xmin", "num_pl_spikes", "status", "warning", "message"]
@@ -53,8 +55,7 @@ def _cell(col: str, v) -> str:
 def warnings_first(details: pd.DataFrame) -> pd.DataFrame:
     """Failed layers, then layers with a warning, then the rest; by layer id within each group."""
     failed = (details["status"] == "failed") if "status" in details else False
-    warned = details["warning"].fillna("").astype(str) != "" if "warning" in details else False
-    rank = np.where(failed, 0, np.where(warned, 1, 2))
+    rank = np.where(failed, 0, np.where(warned(details), 1, 2))
     sort_cols = ["layer_id"] + (["slice_id"] if "slice_id" in details else [])
     order = details.assign(_rank=rank).sort_values(["_rank"] + sort_cols, kind="stable").index
     return details.loc[order]
@@ -80,18 +81,17 @@ def details_table(details: pd.DataFrame, columns: Optional[List[str]] = None, ta
 
 def warnings_block(details: pd.DataFrame) -> str:
     failed = details[details["status"] == "failed"] if "status" in details else details.iloc[:0]
-    warned = details[(details["status"] != "failed") & (details["warning"].fillna("").astype(str) != "")] \
-        if "warning" in details else details.iloc[:0]
-    if not len(failed) and not len(warned):
+    with_warning = details[warned(details)]
+    if not len(failed) and not len(with_warning):
         return '<div class="ok">No warnings: every analyzed layer has 2 &le; alpha &le; 6.</div>'
     items = []
     for _, r in failed.iterrows():
         items.append(f"<li><b>failed</b>: layer {esc(r['layer_id'])} <code>{esc(r['longname'])}</code>: "
                      f"{esc(r.get('message', ''))}</li>")
-    for _, r in warned.iterrows():
+    for _, r in with_warning.iterrows():
         items.append(f"<li><b>{esc(r['warning'])}</b>: layer {esc(r['layer_id'])} <code>{esc(r['longname'])}</code>"
                      f" (alpha = {float(r['alpha']):.3f})</li>")
-    return (f'<div class="warnings"><p>{len(failed)} failed, {len(warned)} with warnings '
+    return (f'<div class="warnings"><p>{len(failed)} failed, {len(with_warning)} with warnings '
             f"(alpha &lt; 2: over-trained; alpha &gt; 6: under-trained).</p><ul>{''.join(items)}</ul></div>")
 
 
@@ -106,45 +106,66 @@ def summary_block(details: pd.DataFrame) -> str:
     return f'<table class="summary">{body}</table>'
 
 
-def layer_figures_block(details: pd.DataFrame, kinds: Iterable[str], xmax=None, small_n="penalized") -> str:
+def _notes(failures: List[FigureFailure]) -> str:
+    return "".join(f'<p class="figure-note">{esc(f.note)}</p>' for f in failures)
+
+
+def layer_figures_block(details: pd.DataFrame, kinds: Iterable[str], xmax=None, small_n="penalized"):
+    """The per-layer figures section and the figures that could not be drawn: each is replaced by a note
+    (the layer's other figures and the other layers are kept)."""
     kinds = tuple(kinds)
     if not kinds or "esd" not in details.columns:
-        return "<p>(no per-layer figures)</p>"
-    from .plots import LayerFigures, figure_png, layer_plot_data
+        return "<p>(no per-layer figures)</p>", []
+    from .plots import LayerFigures, figure_png, layer_plot_data, layer_title, plot_id_of
 
     figs = LayerFigures()
-    parts = []
+    parts, failures = [], []
     for _, row in warnings_first(details).iterrows():
         esd = row.get("esd")
         if not isinstance(esd, np.ndarray) or not len(esd):
             continue
-        d = layer_plot_data(row, xmax or 0, small_n)
-        imgs = "".join(_img(figure_png(figs.figure(d, kind)), f"{kind} of layer {d.plot_id}") for kind in kinds)
-        warn = row.get("warning") or ""
-        label = f"layer {d.plot_id}: {row.get('longname', '')}" + (f" ({warn})" if warn else "")
-        parts.append(f'<details><summary>{esc(label)}</summary><div class="figs">{imgs}</div></details>')
-    return "\n".join(parts) or "<p>(no per-layer figures)</p>"
+        imgs, noted_before = [], len(failures)
+        with noted(layer_title(row), "", failures):
+            d = layer_plot_data(row, xmax or 0, small_n)
+            for kind in kinds:
+                with noted(d.title_name, kind, failures):
+                    imgs.append(_img(figure_png(figs.figure(d, kind)), f"{kind} of layer {d.plot_id}"))
+        new = failures[noted_before:]
+        if new:  # a failed draw may leave a reused figure half-updated: the next layer gets fresh ones
+            figs = LayerFigures()
+        flag = "failed" if row.get("status") == "failed" else (row.get("warning") or "")
+        label = f"layer {plot_id_of(row)}: {row.get('longname', '')}" + (f" ({flag})" if flag else "") + \
+            (" (figure not drawn)" if new else "")
+        parts.append(f'<details><summary>{esc(label)}</summary><div class="figs">{"".join(imgs)}{_notes(new)}'
+                     "</div></details>")
+    return "\n".join(parts) or "<p>(no per-layer figures)</p>", failures
 
 
 def build_report(details: pd.DataFrame, title: str = "htsr report", source: str = "",
                  layer_figures: str = "esd", xmax=None, small_n: str = "penalized") -> str:
     """The report page for one details table (with an 'esd' column for per-layer figures).
 
-    layer_figures: 'esd' (the log-log ESD per layer, default), 'all' (the five figures), 'none'."""
+    layer_figures: 'esd' (the log-log ESD per layer, default), 'all' (the five figures), 'none'.
+    A figure that cannot be drawn is replaced by a note on the page and reported as a FigureWarning."""
     from .plots import figure_png, overview_figures
 
     if layer_figures not in LAYER_FIGURE_KINDS:
         raise ValueError(f"layer_figures must be one of {sorted(LAYER_FIGURE_KINDS)}, got {layer_figures!r}")
     ordered = warnings_first(details)
     ok = details[details["status"] == "success"] if "status" in details else details
-    overview = ("".join(_img(figure_png(f), name) for name, f in overview_figures(details).items())
-                if len(ok) else "<p>(no analyzed layers)</p>")
+    failures: List[FigureFailure] = []
+    overview = "<p>(no analyzed layers)</p>"
+    if len(ok):
+        with noted("model overview", "", failures):
+            overview = "".join(_img(figure_png(f), name) for name, f in overview_figures(details).items())
+        overview = _notes(failures) if failures else overview
+    layers, layer_failures = layer_figures_block(details, LAYER_FIGURE_KINDS[layer_figures], xmax, small_n)
+    warn_all(failures + layer_failures)
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     subtitle = f"{esc(source)} &middot; {len(details)} layer rows &middot; generated {esc(stamp)} by htsr"
     return PAGE.format(title=esc(title), subtitle=subtitle, warnings=warnings_block(details),
                        summary=summary_block(details), overview=overview,
-                       table=details_table(ordered.drop(columns=["esd"], errors="ignore")),
-                       layers=layer_figures_block(details, LAYER_FIGURE_KINDS[layer_figures], xmax, small_n))
+                       table=details_table(ordered.drop(columns=["esd"], errors="ignore")), layers=layers)
 
 
 def write_report(model, path: str, title: Optional[str] = None, layer_figures: str = "esd", **analyze_kw) -> pd.DataFrame:

@@ -23,6 +23,7 @@ th[aria-sort="descending"]::after {{ content: " \\25BC"; }}
 tr.warn td {{ background: #fff4e0; }} tr.failed td {{ background: #fde4e4; }}
 .warnings {{ border: 1px solid #e0a040; background: #fff8ec; padding: 0.6em 1em; }}
 .ok {{ border: 1px solid #7c7; background: #f0fff0; padding: 0.6em 1em; }}
+.figure-note {{ color: #8a4b00; font-style: italic; }}
 .summary td:first-child {{ text-align: left; }}
 .figs img {{ max-width: 48%; margin: 0.3em; border: 1px solid #ddd; }}
 details {{ margin: 0.3em 0; }}

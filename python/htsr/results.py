@@ -99,6 +99,15 @@ def make_table(rows: List[Dict]) -> pd.DataFrame:
     return table
 
 
+def warned(details: pd.DataFrame) -> pd.Series:
+    """The rows that count as warnings (CLI, report): analyzed rows with a non-empty warning. A failed row is
+    counted as failed, never as a warning (the facade's failed rows say 'over-trained', as the reference's)."""
+    if "warning" not in details:
+        return pd.Series(False, index=details.index)
+    analyzed = details["status"] == "success" if "status" in details else True
+    return analyzed & (details["warning"].fillna("").astype(str) != "")
+
+
 def summary(details: pd.DataFrame) -> Dict[str, float]:
     """Means over the successfully analyzed layers of log_norm, alpha, alpha_weighted,
     log_alpha_norm, log_spectral_norm and stable_rank (and mp_softrank when present)."""

@@ -181,7 +181,8 @@ def _failed(return_candidates):
         "sigma": -1.0,
         "num_pl_spikes": -1,
         "status": "failed",
-        "warning": _warning(-1.0),  # "over-trained", as the reference reports for alpha = -1
+        # no warning: -1 marks a fit that did not run (weightwatcher 0.7.7 says 'over-trained' from alpha = -1)
+        "warning": "",
     }
     if return_candidates:
         result.update(xmins=np.empty(0), alphas=np.empty(0), Ds=np.empty(0), sigmas=np.empty(0))

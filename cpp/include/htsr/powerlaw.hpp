@@ -37,7 +37,7 @@ struct PowerLawOptions {
 
 struct PowerLawFit {
     std::string status = "failed";     // "success" | "failed"
-    std::string warning;               // "over-trained" (alpha<2) | "under-trained" (alpha>6) | ""
+    std::string warning;               // success: "over-trained" (alpha<2) | "under-trained" (alpha>6) | ""; failed: ""
     std::string message;               // why the fit failed, when it did
     double alpha = -1, xmin = -1, xmax = -1, D = -1, sigma = -1;
     long long num_pl_spikes = -1;      // #eigenvalues >= xmin, over all the layer's eigenvalues
