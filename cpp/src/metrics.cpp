@@ -31,6 +31,12 @@ LayerMetrics layer_metrics(const std::vector<double>& evals, double alpha, std::
     m.log_spectral_norm = std::log10(lambda_max);
     m.alpha_weighted = alpha * m.log_spectral_norm;
     m.log_alpha_norm = std::log10(static_cast<double>(sum_pow_alpha));
+    if (!std::isfinite(m.log_alpha_norm) && lambda_max > 0.0) {
+        // lambda^alpha over- or underflowed (weights ~1e30 or ~1e-30): the same sum scaled by lambda_max^alpha.
+        long double scaled = 0.0L;
+        for (double v : evals) scaled += std::pow(v / lambda_max, alpha);
+        m.log_alpha_norm = alpha * m.log_spectral_norm + std::log10(static_cast<double>(scaled));
+    }
     m.stable_rank = m.norm / m.spectral_norm;
 
     m.matrix_rank = numerical_rank(evals, N);

@@ -91,3 +91,13 @@ def test_identities():
     assert got["stable_rank"] == pytest.approx(np.sum(evals) / evals[-1], rel=1e-12)
     assert got["alpha_weighted"] == pytest.approx(2.4 * np.log10(evals[-1]), rel=1e-12)
     assert got["log_alpha_norm"] == pytest.approx(np.log10(np.sum(evals**2.4)), rel=1e-12)
+
+
+@pytest.mark.parametrize("scale", [1e60, 1e-60])
+def test_log_alpha_norm_of_huge_and_tiny_spectra_is_finite(scale):
+    # sum(lambda^alpha) overflows (or underflows) double; log10 of it does not
+    evals = np.sort(np.random.default_rng(1).pareto(2.0, 300) + 1.0)
+    alpha = 7.5
+    expected = alpha * np.log10(scale) + np.log10(np.sum(evals ** alpha))
+    got = core.layer_metrics(evals * scale, alpha, 300)["log_alpha_norm"]
+    assert got == pytest.approx(expected, rel=1e-12)
