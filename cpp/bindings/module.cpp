@@ -17,6 +17,7 @@
 
 #include "htsr/backend.hpp"
 #include "htsr/tpl.hpp"
+#include "fit_quality.hpp"
 #ifdef HTSR_WITH_CUDA
 #include "../cuda/cuda_backend.hpp"
 #endif
@@ -288,6 +289,7 @@ void bind_extras(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     bind_extras(m);
+    bind_fit_quality(m);
     m.doc() = "htsr compiled core: batched ESDs, power-law fits and spectral metrics (no models, no tables).";
 
     m.def(
@@ -415,7 +417,8 @@ PYBIND11_MODULE(_core, m) {
            const std::string& small_n, double tolerance, bool candidates, bool return_evals, bool mp_fit,
            const py::object& randomize, const py::object& alpha_ci, int bootstrap, const py::object& seed,
            const std::string& device, const std::string& esd_transform, const std::string& fit_kind,
-           const std::string& fix_fingers, double xmin_max, int max_fingers, double finger_thresh) {
+           const std::string& fix_fingers, double xmin_max, int max_fingers, double finger_thresh,
+           const py::object& fit_quality) {
             std::vector<py::array> keep_alive;
             const std::vector<LayerInput> inputs = to_layers(layers, keep_alive);
             AnalysisOptions opts;
@@ -430,6 +433,7 @@ PYBIND11_MODULE(_core, m) {
                 opts.alpha_ci = true;
                 opts.bootstrap = bootstrap_options(alpha_ci, bootstrap, seed);
             }
+            apply_fit_quality_options(opts, fit_quality, seed);
             std::vector<LayerAnalysis> results;
             {
                 py::gil_scoped_release release;
@@ -446,6 +450,7 @@ PYBIND11_MODULE(_core, m) {
                     if (mp_fit) put_mp(d, a.mp, "");
                     if (opts.alpha_ci) put_interval(d, a.alpha_ci);
                     if (opts.randomize != nullptr) put_randomized(d, a.randomized, return_evals);
+                    put_fit_quality_columns(d, a, opts);
                 }
                 out.append(d);
             }
@@ -457,11 +462,12 @@ PYBIND11_MODULE(_core, m) {
         py::arg("alpha_ci") = py::none(), py::arg("bootstrap") = 200, py::arg("seed") = py::none(),
         py::arg("device") = "cpu", py::arg("esd_transform") = "none", py::arg("fit") = "PL",
         py::arg("fix_fingers") = "", py::arg("xmin_max") = 0.0, py::arg("max_fingers") = 10,
-        py::arg("finger_thresh") = 1.0,
+        py::arg("finger_thresh") = 1.0, py::arg("fit_quality") = py::none(),
         "Spectra, power-law fits and metrics of many layers in one call; a failing layer gets 'error' set. "
         "esd_transform: 'none', 'inverse' (1/lambda) or 'sqrt' (intra-layer ESDs of singular values). "
         "mp_fit: also the Marchenko-Pastur columns; randomize: a MersenneTwister, also the randomized columns "
-        "(permutations drawn from it in layer order).");
+        "(permutations drawn from it in layer order). fit_quality: None or a dict of the fit-quality "
+        "statistics to add (gof, gof_resamples, compare_fits, farms, farms_aspect, farms_overlap, alpha_ci_method).");
 
     py::class_<MersenneTwister>(m, "MersenneTwister",
                                 "MT19937 with numpy's legacy RandomState state; shuffles as numpy.random.shuffle.")
@@ -544,10 +550,13 @@ PYBIND11_MODULE(_core, m) {
     m.def(
         "bootstrap_alpha",
         [](const py::array_t<double, py::array::c_style | py::array::forcecast>& evals, const py::object& alpha_ci,
-           int bootstrap, const py::object& seed, int xmax, const std::string& small_n) {
+           int bootstrap, const py::object& seed, int xmax, const std::string& small_n, const std::string& method) {
             std::vector<double> v = to_sorted_evals(evals);
             const PowerLawOptions opts = power_law_options(xmax, small_n, false, 1e-5);
-            const BootstrapOptions b = bootstrap_options(alpha_ci, bootstrap, seed);
+            BootstrapOptions b = bootstrap_options(alpha_ci, bootstrap, seed);
+            if (method != "tail" && method != "full")
+                throw std::invalid_argument("method must be 'tail' or 'full', got '" + method + "'");
+            b.method = method == "full" ? BootstrapMethod::WholeEsd : BootstrapMethod::Tail;
             PowerLawFit fit;
             AlphaInterval ci;
             {
@@ -561,8 +570,9 @@ PYBIND11_MODULE(_core, m) {
             return d;
         },
         py::arg("evals"), py::arg("alpha_ci") = std::make_pair(0.05, 0.95), py::arg("bootstrap") = 200,
-        py::arg("seed") = py::none(), py::arg("xmax") = 0, py::arg("small_n") = "penalized",
-        "Power-law fit of ascending eigenvalues and the bootstrap interval of alpha (tail resampled, refit).");
+        py::arg("seed") = py::none(), py::arg("xmax") = 0, py::arg("small_n") = "penalized", py::arg("method") = "tail",
+        "Power-law fit of ascending eigenvalues and the bootstrap interval of alpha (method 'tail': the tail "
+        "resampled; 'full': every fitted value resampled; each resample refitted with the xmin search).");
 
     m.def(
         "jensen_shannon_distance",

@@ -114,6 +114,11 @@ std::vector<LayerAnalysis> analyze_layers(Backend& backend, const std::vector<La
             bootstrap.seed += static_cast<std::uint64_t>(l);
             a.alpha_ci = bootstrap_alpha(a.spectrum.evals, a.fit, options.power_law, bootstrap);
         }
+        if (options.fit_quality.any_test()) {  // gof / compare_fits, after the fit (fit_quality.hpp)
+            FitQualityOptions quality = options.fit_quality;
+            quality.goodness.seed += static_cast<std::uint64_t>(l);
+            a.quality = fit_quality(a.spectrum.evals, a.fit, options.power_law, quality);
+        }
         if (options.mp_fit)
             a.mp = fit_marchenko_pastur(a.spectrum.evals,
                                         static_cast<double>(a.spectrum.N) / static_cast<double>(a.spectrum.M),
@@ -126,6 +131,7 @@ std::vector<LayerAnalysis> analyze_layers(Backend& backend, const std::vector<La
 #pragma omp parallel for schedule(dynamic, 1)
     for (std::ptrdiff_t i = static_cast<std::ptrdiff_t>(first_small); i < static_cast<std::ptrdiff_t>(order.size()); ++i)
         fit_one(order[static_cast<std::size_t>(i)]);
+    if (options.fit_quality.farms) farms_layers(backend, layers, out, options);
     if (randomized) randomized->finish(backend, out);
     return out;
 }

@@ -6,6 +6,7 @@
 
 #include "htsr/bootstrap.hpp"
 #include "htsr/eigenvectors.hpp"
+#include "htsr/fit_quality.hpp"
 #include "htsr/metrics.hpp"
 #include "htsr/mpfit.hpp"
 #include "htsr/powerlaw.hpp"
@@ -36,6 +37,7 @@ struct AnalysisOptions {
     // Non-null: also the randomized comparison of every layer, permutations drawn from this generator.
     MersenneTwister* randomize = nullptr;
     EsdTransform esd_transform = EsdTransform::None;  // inverse=True / intra=True, applied before fits
+    FitQualityOptions fit_quality;     // gof / compare_fits / farms (fit_quality.hpp), each off by default
 };
 
 struct LayerAnalysis {
@@ -45,11 +47,18 @@ struct LayerAnalysis {
     MPFit mp;                          // when AnalysisOptions::mp_fit
     AlphaInterval alpha_ci;            // when AnalysisOptions::alpha_ci
     RandomizedComparison randomized;   // when AnalysisOptions::randomize
+    FitQuality quality;                // when fit_quality.gof or fit_quality.compare_fits
+    FarmsFit farms;                    // when fit_quality.farms
 };
 
 // Spectra of all layers, then fits and metrics in parallel across layers.
 std::vector<LayerAnalysis> analyze_layers(Backend& backend, const std::vector<LayerInput>& layers,
                                           const AnalysisOptions& options);
+
+// FARMS (farms.hpp) of every layer whose spectrum succeeded, into results[l].farms: all layers' windows
+// solved as one batch by the backend, then their pooled ESDs fitted in parallel.
+void farms_layers(Backend& backend, const std::vector<LayerInput>& layers, std::vector<LayerAnalysis>& results,
+                  const AnalysisOptions& options);
 
 // Randomized comparison of every layer whose spectrum succeeded (results[l].randomized), permutations drawn
 // from rng in layer order; rng ends where numpy's stream would after the same shuffles.
