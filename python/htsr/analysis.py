@@ -15,7 +15,7 @@ import pandas as pd
 from ._native import core
 from .errors import LayerError, SourceError
 from .layers import ANALYZABLE_TYPES, LayerEntry, LayerPlan, matrix_dims, plan_layer, split_slices, validate
-from .results import DESCRIBE_COLUMNS, failed_row, make_table, success_row
+from .results import COMPARE_COLUMNS, DESCRIBE_COLUMNS, failed_row, make_table, success_row
 from .selection import LayerSelection
 from .sources import iter_layers
 
@@ -56,6 +56,13 @@ class Options:
     xmin_max: Optional[float] = None
     max_fingers: int = 10
     finger_thresh: float = 1.0
+    # Can alpha be trusted (issue 14): off by default except the bootstrap method, which applies to alpha_ci.
+    alpha_ci_method: str = "full"
+    gof: bool = False
+    gof_resamples: int = 1000
+    compare_fits: bool = False
+    farms: bool = False
+    farms_aspect: float = 1.0
 
     def check(self) -> None:
         if self.precision not in ("float64", "float32"):
@@ -79,6 +86,28 @@ class Options:
             raise ValueError(f"fix_fingers='clip_xmax' refits power laws only; it cannot be combined with fit={self.fit!r}")
         if self.fit != "PL" and self.alpha_ci:
             raise ValueError("alpha_ci bootstraps the power-law fit; it cannot be combined with fit='TPL'/'E_TPL'")
+        self.check_fit_quality()
+
+    def check_fit_quality(self) -> None:
+        if self.alpha_ci_method not in ("full", "tail"):
+            raise ValueError(f"alpha_ci_method must be 'full' or 'tail', got {self.alpha_ci_method!r}")
+        asked = [name for name in ("gof", "compare_fits", "farms") if getattr(self, name)]
+        if self.fit != "PL" and asked:
+            raise ValueError(f"{', '.join(asked)} test(s) the power-law fit; cannot be combined with fit={self.fit!r}")
+        if isinstance(self.gof_resamples, bool) or not isinstance(self.gof_resamples, int) or self.gof_resamples < 1:
+            raise ValueError(f"gof_resamples must be a positive int, got {self.gof_resamples!r}")
+        if self.farms and (self.intra or self.inverse):
+            raise ValueError("farms=True subsamples weight matrices; it cannot be combined with intra or inverse")
+        if isinstance(self.farms_aspect, bool) or not isinstance(self.farms_aspect, (int, float)) or \
+                not np.isfinite(self.farms_aspect) or self.farms_aspect < 1:
+            raise ValueError(f"farms_aspect must be a number >= 1 (long side / short side), got {self.farms_aspect!r}")
+
+    def fit_quality_request(self) -> Optional[dict]:
+        """The core's fit_quality={...} argument (None when nothing beyond the fit is asked for)."""
+        if not (self.gof or self.compare_fits or self.farms or self.alpha_ci):
+            return None
+        return {"gof": self.gof, "gof_resamples": self.gof_resamples, "compare_fits": self.compare_fits,
+                "farms": self.farms, "farms_aspect": float(self.farms_aspect), "alpha_ci_method": self.alpha_ci_method}
 
     @property
     def esd_transform(self) -> str:
@@ -184,6 +213,7 @@ def analyze_batch(batch: List[LayerPlan], opts: Options, return_esd: bool, rng=N
         xmin_max=opts.xmin_max or 0.0,
         max_fingers=opts.max_fingers,
         finger_thresh=opts.finger_thresh,
+        fit_quality=opts.fit_quality_request(),
     )
     rows = []
     unasked = ([] if opts.fit != "PL" else ["Lambda"]) + \
@@ -195,6 +225,7 @@ def analyze_batch(batch: List[LayerPlan], opts: Options, return_esd: bool, rng=N
             row = failed_row(plan.entry, f"layer '{plan.entry.longname}': {result['error']}", plan)
             row.update({key: -1 for key in ("Lambda", "raw_alpha") if key not in unasked})
             row.update({"num_fingers": 0} if "num_fingers" not in unasked else {})
+            row.update(fit_quality_failed_values(opts))
             rows.append(row)
         else:
             rows.append(success_row(plan, result, opts.precision, opts.device))
@@ -206,6 +237,22 @@ def analyze_batch(batch: List[LayerPlan], opts: Options, return_esd: bool, rng=N
             for row in rows:
                 row.pop("esd", None)
     return rows
+
+
+def fit_quality_failed_values(opts: Options) -> Dict:
+    """The fit-quality columns of a row whose spectrum failed."""
+    values = {}
+    if opts.gof:
+        values["pl_pvalue"] = -1.0
+    if opts.compare_fits:
+        values.update({col: np.nan for col in COMPARE_COLUMNS})
+    if opts.gof or opts.compare_fits:
+        values["fit_quality"] = ""
+    if opts.farms:
+        values.update(alpha_farms=-1.0, farms_submatrices=0)
+    if opts.alpha_ci:
+        values["warning_ci"] = ""
+    return values
 
 
 def analyze(
@@ -249,6 +296,12 @@ def analyze(
     xmin_max: Optional[float] = None,
     max_fingers: int = 10,
     finger_thresh: float = 1.0,
+    alpha_ci_method: str = "full",
+    gof: bool = False,
+    gof_resamples: int = 1000,
+    compare_fits: bool = False,
+    farms: bool = False,
+    farms_aspect: float = 1.0,
     _exact_names: bool = False,
     _reference_layout: bool = False,
     _float32_weights: bool = False,
@@ -308,9 +361,34 @@ def analyze(
     seed : seed of the permutations (as numpy.random.seed(seed) + numpy.random.shuffle) and of the
         bootstrap; None draws a fresh one.
     alpha_ci : (lo, hi) quantiles, e.g. (0.05, 0.95), or True for (0.05, 0.95): a bootstrap interval of
-        alpha in columns alpha_ci_lo, alpha_ci_hi (the tail above xmin resampled `bootstrap` times and
-        refitted with the same xmin rule; see README "Beyond the default path"). -1 where the fit failed.
+        alpha in columns alpha_ci_lo, alpha_ci_hi (resampled `bootstrap` times as alpha_ci_method says, each
+        resample refitted with the same xmin search; see README "Beyond the default path"), -1 where the fit
+        failed; and warning_ci: the warning applied to the whole interval ('over-trained' when hi < 2,
+        'possibly over-trained' when lo < 2 <= hi, 'under-trained' when lo > 6, 'possibly under-trained'
+        when lo <= 6 < hi, '' otherwise).
     bootstrap : number of bootstrap resamples (B, default 200).
+    alpha_ci_method : 'full' (default): every fitted eigenvalue resampled (Clauset, Shalizi & Newman 2009),
+        so the interval includes the uncertainty of xmin; 'tail': only the values >= xmin resampled (the body
+        kept as observed; htsr before 0.2).
+    gof : goodness of fit of the power law: column pl_pvalue, the Clauset-Shalizi-Newman bootstrap p-value
+        of the KS distance (gof_resamples synthetic data sets, body resampled below xmin and power law above,
+        each refitted with the same xmin search; seeded by `seed`). p <= 0.1 rules the power law out.
+        -1 where the fit failed.
+    gof_resamples : number of synthetic data sets of gof (default 1000; the p-value's Monte Carlo error is
+        about 0.5 / sqrt(gof_resamples)).
+    compare_fits : likelihood-ratio tests of the fitted tail's power law against the exponential, lognormal,
+        stretched exponential and truncated power law, as the `powerlaw` package's distribution_compare
+        (normalized_ratio=True; the truncated power law as nested) with alpha's range opened to (0, inf):
+        columns R_<alt> (> 0 favours the power law) and p_<alt> (significance of R's sign), NaN where the fit
+        failed.
+    gof and compare_fits also add fit_quality, one verdict per layer: 'too_few_evals' (fewer than 20 values
+        in the tail, or the fit failed for lack of values), 'not_power_law' (gof ran and pl_pvalue <= 0.1),
+        'weak_power_law' (compare_fits ran and an alternative fits significantly better: R < 0, p <= 0.1),
+        'power_law' (every test that ran was passed); '' where the fit failed otherwise.
+    farms : also alpha_farms, alpha of the pooled ESD of fixed-aspect-ratio submatrices (FARMS, Hu et al.,
+        ICML 2025; windows of long/short ratio farms_aspect that keep the full short side, overlapping by
+        half, see README), and farms_submatrices (how many were pooled); -1 / 0 where it failed.
+    farms_aspect : the FARMS submatrices' aspect ratio (>= 1, default 1: square).
     device : 'cpu' (default), 'cuda' (the CUDA backend; ValueError when it is not built or no GPU is
         visible) or 'auto'. A layer too large for the GPU's memory is computed on the CPU (its row says so).
     plot : write the reference's five figures per analyzed layer (log-log ESD with the fitted power
@@ -356,7 +434,8 @@ def analyze(
                    _float32_weights, bool(mp_fit), bool(randomize),
                    (0.05, 0.95) if alpha_ci is True else (tuple(alpha_ci) if alpha_ci else None), bootstrap, seed,
                    device, bool(detX), bool(vectors), bool(inverse), bool(intra), bool(sparsify), bool(deltas),
-                   fit, fix_fingers or None, xmin_max, max_fingers, finger_thresh)
+                   fit, fix_fingers or None, xmin_max, max_fingers, finger_thresh, alpha_ci_method, bool(gof),
+                   gof_resamples, bool(compare_fits), bool(farms), farms_aspect)
     opts.check()
     plot_dir = _plot_dir(plot, savefig)
     rng = (_rng if _rng is not None else core.MersenneTwister(seed)) if randomize else None

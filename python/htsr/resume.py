@@ -25,7 +25,8 @@ FINGERPRINT_SAMPLES = 64  # chunks hashed per tensor, spread evenly over its byt
 FINGERPRINT_CHUNK = 16 * 1024
 RUN_COLUMNS = ["fingerprint", "run_options"]
 BOOL_COLUMNS = ["has_esd", "rank_trusted", "svd_fallback"]
-TEXT_COLUMNS = ["name", "longname", "layer_type", "status", "warning", "dtype", "message"]  # '' when empty
+TEXT_COLUMNS = ["name", "longname", "layer_type", "status", "warning", "dtype", "message", "fit_quality",
+                "warning_ci"]  # '' when empty
 OPTIONAL_TEXT_COLUMNS = ["precision"]  # NaN in failed rows
 
 
