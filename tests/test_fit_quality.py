@@ -127,3 +127,18 @@ def test_resumed_table_equals_the_first_run(tmp_path):
     cols = ["fit_quality", "warning_ci", "pl_pvalue", "alpha_farms", "farms_submatrices"] + COMPARE
     pd.testing.assert_frame_equal(first[cols].reset_index(drop=True), again[cols].reset_index(drop=True),
                                   check_dtype=False)
+
+
+def test_report_and_alpha_figure_show_intervals_and_verdicts(table):
+    pytest.importorskip("matplotlib")
+    from htsr.plots import overview_figures
+    from htsr.report import build_report
+
+    details = table.reset_index()
+    ax = overview_figures(details)["alpha"].axes[0]
+    assert len(ax.containers) == 1  # the alpha_ci error bars
+    verdicts = set(details.loc[details["status"] == "success", "fit_quality"])
+    assert verdicts <= {t.get_text() for t in ax.get_legend().get_texts()}
+    page = build_report(details)
+    assert all(f">{c}</th>" in page for c in ("alpha_ci_lo", "alpha_ci_hi", "fit_quality", "warning_ci", "pl_pvalue"))
+    assert "too_few_evals" in page
