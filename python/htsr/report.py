@@ -18,9 +18,10 @@ import pandas as pd
 
 from .report_template import PAGE
 
-TABLE_COLUMNS = ["layer_id", "longname", "layer_type", "N", "M", "num_evals", "alpha", "alpha_weighted",
-                 "log_spectral_norm", "stable_rank", "D", "xmin", "num_pl_spikes", "status", "warning", "message"]
-TEXT_COLUMNS = {"longname", "layer_type", "status", "warning", "message", "name"}
+TABLE_COLUMNS = ["layer_id", "longname", "layer_type", "N", "M", "num_evals", "alpha", "alpha_ci_lo", "alpha_ci_hi",
+                 "fit_quality", "pl_pvalue", "alpha_farms", "alpha_weighted", "log_spectral_norm", "stable_rank", "D",
+                 "xmin", "num_pl_spikes", "status", "warning", "warning_ci", "message"]  # absent columns are skipped
+TEXT_COLUMNS = {"longname", "layer_type", "status", "warning", "message", "name", "fit_quality", "warning_ci"}
 LAYER_FIGURE_KINDS = {"none": (), "esd": ("esd",), "all": ("esd", "esd2", "esd3", "esd4", "esd5")}
 
 
@@ -120,8 +121,9 @@ def layer_figures_block(details: pd.DataFrame, kinds: Iterable[str], xmax=None, 
             continue
         d = layer_plot_data(row, xmax or 0, small_n)
         imgs = "".join(_img(figure_png(figs.figure(d, kind)), f"{kind} of layer {d.plot_id}") for kind in kinds)
-        warn = row.get("warning") or ""
-        label = f"layer {d.plot_id}: {row.get('longname', '')}" + (f" ({warn})" if warn else "")
+        notes = [str(row.get(c) or "") for c in ("warning", "fit_quality") if isinstance(row.get(c), str)]
+        label = f"layer {d.plot_id}: {row.get('longname', '')}" + (f" ({', '.join(n for n in notes if n)})"
+                                                                   if any(notes) else "")
         parts.append(f'<details><summary>{esc(label)}</summary><div class="figs">{imgs}</div></details>')
     return "\n".join(parts) or "<p>(no per-layer figures)</p>"
 
