@@ -4,6 +4,8 @@
 // package's element-wise evaluation, that evaluation (0 -> 1e-307) is used instead.
 #include "htsr/compare_fits.hpp"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -125,10 +127,10 @@ struct Exponential {
         for (double v : t.x) total += log_likelihood_of(likelihood(v, Lambda));
         return -total;
     }
-    void log_likelihoods(double Lambda, std::vector<double>& out) const {
+    void log_likelihoods(const std::array<double, 1>& p, std::vector<double>& out) const {
         out.resize(t.x.size());
         for (std::size_t i = 0; i < t.x.size(); ++i)
-            out[i] = in_range(Lambda) ? log_likelihood_of(likelihood(t.x[i], Lambda)) : std::log(kTinyLikelihood);
+            out[i] = in_range(p[0]) ? log_likelihood_of(likelihood(t.x[i], p[0])) : std::log(kTinyLikelihood);
     }
 };
 
@@ -273,46 +275,54 @@ FitComparison compare_tail(const std::vector<double>& tail_values) {
     double alpha = 1.0 + t.n / t.sum_excess;
     if (!(alpha > kClosedFormLow && alpha <= kClosedFormHigh)) alpha = nelder_mead<1>(power_law, {alpha}, {0.0}).x[0];
     out.alpha = alpha;
-    std::vector<double> pl, alt;
+    std::vector<double> pl;
     power_law.log_likelihoods(alpha, pl);
 
     const double mean = t.sum_x / t.n;
-    {
-        const Exponential d{t};
-        const auto r = nelder_mead<1>(d, {1.0 / mean}, {0.0});
-        d.log_likelihoods(r.x[0], alt);
-        LikelihoodRatio& lr = out.alternatives[static_cast<std::size_t>(Alternative::Exponential)];
-        lr.parameters = {r.x[0], kNaN};
-        lr.converged = r.success;
-        vuong(pl, alt, false, lr);
-    }
-    {
-        const Lognormal d{t};
-        const auto r = nelder_mead<2>(d, {t.mean_log, t.std_log}, {-kInf, 0.0});
-        d.log_likelihoods(r.x, alt);
-        LikelihoodRatio& lr = out.alternatives[static_cast<std::size_t>(Alternative::Lognormal)];
-        lr.parameters = r.x;
-        lr.converged = r.success;
-        vuong(pl, alt, false, lr);
-    }
-    {
-        const StretchedExponential d{t};
-        const auto r = nelder_mead<2>(d, {1.0 / mean, 1.0}, {0.0, 0.0});
-        d.log_likelihoods(r.x, alt);
-        LikelihoodRatio& lr = out.alternatives[static_cast<std::size_t>(Alternative::StretchedExponential)];
-        lr.parameters = r.x;
-        lr.converged = r.success;
-        vuong(pl, alt, false, lr);
-    }
-    {
-        const TruncatedPowerLaw d{t};
-        const auto r = nelder_mead<2>(d, {1.0 + t.n / t.sum_excess, 1.0 / mean}, {0.0, 0.0});
-        d.log_likelihoods(r.x, alt);
-        LikelihoodRatio& lr = out.alternatives[static_cast<std::size_t>(Alternative::TruncatedPowerLaw)];
-        lr.parameters = r.x;
-        lr.converged = r.success;
-        vuong(pl, alt, true, lr);  // the power law is the truncated one at Lambda = 0: nested
-    }
+    // One alternative's fit and test; they are independent, so they run side by side (longest first).
+    auto compare_one = [&](Alternative which) {
+        LikelihoodRatio& lr = out.alternatives[static_cast<std::size_t>(which)];
+        std::vector<double> alt;
+        auto finish = [&](const auto& r, const auto& dist, bool nested) {
+            dist.log_likelihoods(r.x, alt);
+            lr.converged = r.success;
+            vuong(pl, alt, nested, lr);
+        };
+        switch (which) {
+            case Alternative::Exponential: {
+                const Exponential d{t};
+                const auto r = nelder_mead<1>(d, {1.0 / mean}, {0.0});
+                lr.parameters = {r.x[0], kNaN};
+                finish(r, d, false);
+                break;
+            }
+            case Alternative::Lognormal: {
+                const Lognormal d{t};
+                const auto r = nelder_mead<2>(d, {t.mean_log, t.std_log}, {-kInf, 0.0});
+                lr.parameters = r.x;
+                finish(r, d, false);
+                break;
+            }
+            case Alternative::StretchedExponential: {
+                const StretchedExponential d{t};
+                const auto r = nelder_mead<2>(d, {1.0 / mean, 1.0}, {0.0, 0.0});
+                lr.parameters = r.x;
+                finish(r, d, false);
+                break;
+            }
+            case Alternative::TruncatedPowerLaw: {
+                const TruncatedPowerLaw d{t};
+                const auto r = nelder_mead<2>(d, {1.0 + t.n / t.sum_excess, 1.0 / mean}, {0.0, 0.0});
+                lr.parameters = r.x;
+                finish(r, d, true);  // the power law is the truncated one at Lambda = 0: nested
+                break;
+            }
+        }
+    };
+    constexpr std::array<Alternative, kAlternatives> kLongestFirst = {
+        Alternative::StretchedExponential, Alternative::Lognormal, Alternative::TruncatedPowerLaw, Alternative::Exponential};
+#pragma omp parallel for schedule(dynamic, 1) if (!omp_in_parallel())
+    for (int k = 0; k < static_cast<int>(kAlternatives); ++k) compare_one(kLongestFirst[static_cast<std::size_t>(k)]);
     return out;
 }
 
