@@ -1,7 +1,9 @@
 // Power law vs exponential, lognormal, stretched exponential and truncated power law on one tail, with the
-// `powerlaw` package's likelihoods, fits and tests (see compare_fits.hpp). Each likelihood sum has a closed
-// form over precomputed tail sums; where one value's likelihood could underflow or overflow in the
-// package's element-wise evaluation, that evaluation (0 -> 1e-307) is used instead.
+// `powerlaw` package's likelihoods, fits and tests (see compare_fits.hpp). The power law, exponential and
+// truncated power law sum their log-likelihoods in closed form over precomputed tail sums (the package's
+// element-wise evaluation, 0 -> 1e-307, where one value's likelihood could under- or overflow); the
+// lognormal and stretched exponential are evaluated element by element in the package's arithmetic and
+// summed in numpy's order, because their searches follow flat valleys where the last bits decide the path.
 #include "htsr/compare_fits.hpp"
 
 #include <omp.h>
