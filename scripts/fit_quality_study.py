@@ -179,7 +179,7 @@ def farms_rankings(htsr) -> dict:
         by_alpha = d.sort_values("alpha")["longname"].tolist()
         by_farms = d.sort_values("alpha_farms")["longname"].tolist()
         k = max(1, len(d) // 10)
-        out[label] = {"layers": int(len(d)), "spearman_alpha_vs_alpha_farms": float(rho),
+        out[label] = {"layers": len(d), "spearman_alpha_vs_alpha_farms": float(rho),
                       "top_decile_overlap": len(set(by_alpha[:k]) & set(by_farms[:k])) / k, "decile": k,
                       "largest_moves": [
                           {"layer": r["longname"], "Q": float(r["Q"]), "alpha": float(r["alpha"]),
@@ -198,9 +198,9 @@ def farms_rankings(htsr) -> dict:
 # ------------------------------------------------------------------------------------------------------
 def markdown(result: dict) -> str:
     lines = ["### Coverage of the 90% interval of alpha", "",
-             f"MP body + power-law tail of alpha = {result['coverage']['true_alpha']} "
-             f"({result['coverage']['rows'][0]['seeds']} seeds per row, B = {result['coverage']['resamples']}); "
-             "share of seeds whose interval contains the true alpha (median width in brackets).", "",
+             (f"MP body + power-law tail of alpha = {result['coverage']['true_alpha']} "
+              f"({result['coverage']['rows'][0]['seeds']} seeds per row, B = {result['coverage']['resamples']}); "
+              "share of seeds whose interval contains the true alpha (median width in brackets)."), "",
              "| tail size | sigma (alpha +- 1.645 sigma) | bootstrap, tail only | bootstrap, whole ESD (default) |",
              "|---:|---:|---:|---:|"]
     for r in result["coverage"]["rows"]:
@@ -209,9 +209,9 @@ def markdown(result: dict) -> str:
                      f"{r['coverage_full']:.2f} ({r['median_width_full']:.2f}) |")
     g = result["gof"]
     lines += ["", "### Goodness of fit (pl_pvalue)", "",
-              f"Power-law tails of 200 values, {g['null']['seeds']} seeds, B = {g['null']['resamples']}: "
-              f"KS test of uniformity of the p-values: D = {g['null']['ks_statistic']:.3f}, "
-              f"p = {g['null']['ks_pvalue']:.2f}; rejected at p <= 0.1 in {g['null']['reject_rate']:.0%} of seeds.", "",
+              (f"Power-law tails of 200 values, {g['null']['seeds']} seeds, B = {g['null']['resamples']}: "
+               f"KS test of uniformity of the p-values: D = {g['null']['ks_statistic']:.3f}, "
+               f"p = {g['null']['ks_pvalue']:.2f}; rejected at p <= 0.1 in {g['null']['reject_rate']:.0%} of seeds."), "",
               "| tail drawn from | tail size | rejected (p <= 0.1) | mean p |", "|---|---:|---:|---:|"]
     for r in g["power"]:
         lines.append(f"| {r['tail']} | {r['tail_size']} | {r['reject_rate']:.0%} | {r['mean_p']:.2f} |")
