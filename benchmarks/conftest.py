@@ -224,6 +224,12 @@ def spectrum(request) -> np.ndarray:
     return heavy_tailed_spectrum(shrink(request.param))
 
 
+@pytest.fixture(scope="module")
+def esd4096() -> np.ndarray:
+    """The heavy-tailed spectrum of 4096 values (fit-quality cases)."""
+    return heavy_tailed_spectrum(shrink(4096))
+
+
 # ---------------------------------------------------------------------------------------------------------
 # MiniLM as a torch module tree (built once, never timed)
 # ---------------------------------------------------------------------------------------------------------

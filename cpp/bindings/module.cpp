@@ -20,6 +20,7 @@
 #include "htsr/backend.hpp"
 #include "htsr/interrupt.hpp"
 #include "htsr/tpl.hpp"
+#include "fit_quality.hpp"
 #ifdef HTSR_WITH_CUDA
 #include "../cuda/cuda_backend.hpp"
 #endif
@@ -293,6 +294,7 @@ py::dict layer_result(LayerAnalysis& a, bool return_evals, const AnalysisOptions
         if (opts.mp_fit) put_mp(d, a.mp, "");
         if (opts.alpha_ci) put_interval(d, a.alpha_ci);
         if (opts.randomize != nullptr) put_randomized(d, a.randomized, return_evals);
+        put_fit_quality_columns(d, a, opts);
     }
     return d;
 }
@@ -325,6 +327,7 @@ void bind_extras(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     bind_extras(m);
+    bind_fit_quality(m);
     m.doc() = "htsr compiled core: batched ESDs, power-law fits and spectral metrics (no models, no tables).";
 
     m.def(
@@ -453,7 +456,7 @@ PYBIND11_MODULE(_core, m) {
            const py::object& randomize, const py::object& alpha_ci, int bootstrap, const py::object& seed,
            const std::string& device, const std::string& esd_transform, const std::string& fit_kind,
            const std::string& fix_fingers, double xmin_max, int max_fingers, double finger_thresh,
-           const py::object& on_layer_done) {
+           const py::object& on_layer_done, const py::object& fit_quality) {
             std::vector<py::array> keep_alive;
             const std::vector<LayerInput> inputs = to_layers(layers, keep_alive);
             AnalysisOptions opts;
@@ -468,6 +471,7 @@ PYBIND11_MODULE(_core, m) {
                 opts.alpha_ci = true;
                 opts.bootstrap = bootstrap_options(alpha_ci, bootstrap, seed);
             }
+            apply_fit_quality_options(opts, fit_quality, seed);
             // Each finished layer goes to on_layer_done (when given) before the batch is done; Ctrl-C stops the
             // core between slices and layers and raises KeyboardInterrupt here.
             py::list out;
@@ -501,13 +505,14 @@ PYBIND11_MODULE(_core, m) {
         py::arg("alpha_ci") = py::none(), py::arg("bootstrap") = 200, py::arg("seed") = py::none(),
         py::arg("device") = "cpu", py::arg("esd_transform") = "none", py::arg("fit") = "PL",
         py::arg("fix_fingers") = "", py::arg("xmin_max") = 0.0, py::arg("max_fingers") = 10,
-        py::arg("finger_thresh") = 1.0, py::arg("on_layer_done") = py::none(),
+        py::arg("finger_thresh") = 1.0, py::arg("on_layer_done") = py::none(), py::arg("fit_quality") = py::none(),
         "Spectra, power-law fits and metrics of many layers in one call; a failing layer gets 'error' set. "
         "on_layer_done(index, result): called with each layer's result as soon as it is finished (batch order). "
         "Ctrl-C (any pending signal whose handler raises) stops the core within a slice and raises here; "
         "esd_transform: 'none', 'inverse' (1/lambda) or 'sqrt' (intra-layer ESDs of singular values). "
         "mp_fit: also the Marchenko-Pastur columns; randomize: a MersenneTwister, also the randomized columns "
-        "(permutations drawn from it in layer order).");
+        "(permutations drawn from it in layer order). fit_quality: None or a dict of the fit-quality "
+        "statistics to add (gof, gof_resamples, compare_fits, farms, farms_aspect, farms_overlap, alpha_ci_method).");
 
     py::class_<MersenneTwister>(m, "MersenneTwister",
                                 "MT19937 with numpy's legacy RandomState state; shuffles as numpy.random.shuffle.")
@@ -590,10 +595,13 @@ PYBIND11_MODULE(_core, m) {
     m.def(
         "bootstrap_alpha",
         [](const py::array_t<double, py::array::c_style | py::array::forcecast>& evals, const py::object& alpha_ci,
-           int bootstrap, const py::object& seed, int xmax, const std::string& small_n) {
+           int bootstrap, const py::object& seed, int xmax, const std::string& small_n, const std::string& method) {
             std::vector<double> v = to_sorted_evals(evals);
             const PowerLawOptions opts = power_law_options(xmax, small_n, false, 1e-5);
-            const BootstrapOptions b = bootstrap_options(alpha_ci, bootstrap, seed);
+            BootstrapOptions b = bootstrap_options(alpha_ci, bootstrap, seed);
+            if (method != "tail" && method != "full")
+                throw std::invalid_argument("method must be 'tail' or 'full', got '" + method + "'");
+            b.method = method == "full" ? BootstrapMethod::WholeEsd : BootstrapMethod::Tail;
             PowerLawFit fit;
             AlphaInterval ci;
             {
@@ -607,8 +615,9 @@ PYBIND11_MODULE(_core, m) {
             return d;
         },
         py::arg("evals"), py::arg("alpha_ci") = std::make_pair(0.05, 0.95), py::arg("bootstrap") = 200,
-        py::arg("seed") = py::none(), py::arg("xmax") = 0, py::arg("small_n") = "penalized",
-        "Power-law fit of ascending eigenvalues and the bootstrap interval of alpha (tail resampled, refit).");
+        py::arg("seed") = py::none(), py::arg("xmax") = 0, py::arg("small_n") = "penalized", py::arg("method") = "tail",
+        "Power-law fit of ascending eigenvalues and the bootstrap interval of alpha (method 'tail': the tail "
+        "resampled; 'full': every fitted value resampled; each resample refitted with the xmin search).");
 
     m.def(
         "jensen_shannon_distance",

@@ -122,6 +122,11 @@ void analyze_wave(Backend& backend, const std::vector<LayerInput>& all_layers, L
             bootstrap.seed += static_cast<std::uint64_t>(wave.begin + l);  // the layer's index in the batch
             a.alpha_ci = bootstrap_alpha(a.spectrum.evals, a.fit, options.power_law, bootstrap);
         }
+        if (options.fit_quality.any_test()) {  // gof / compare_fits, after the fit (fit_quality.hpp)
+            FitQualityOptions quality = options.fit_quality;
+            quality.goodness.seed += static_cast<std::uint64_t>(wave.begin + l);  // the layer's index in the batch
+            a.quality = fit_quality(a.spectrum.evals, a.fit, options.power_law, quality);
+        }
         if (options.mp_fit)
             a.mp = fit_marchenko_pastur(a.spectrum.evals,
                                         static_cast<double>(a.spectrum.N) / static_cast<double>(a.spectrum.M),
@@ -135,6 +140,7 @@ void analyze_wave(Backend& backend, const std::vector<LayerInput>& all_layers, L
     for (std::ptrdiff_t i = static_cast<std::ptrdiff_t>(first_small); i < static_cast<std::ptrdiff_t>(order.size()); ++i)
         fit_one(order[static_cast<std::size_t>(i)]);
     throw_if_stopped(options.spectrum.stop);
+    if (options.fit_quality.farms) farms_layers(backend, layers, out, options);
     if (randomized) randomized->finish(backend, out);
     throw_if_stopped(options.spectrum.stop);
     std::move(out.begin(), out.end(), results.begin() + static_cast<std::ptrdiff_t>(wave.begin));

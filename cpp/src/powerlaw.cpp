@@ -46,11 +46,18 @@ std::vector<double> tail_log_sums(const std::vector<double>& log_x) {
     return S;
 }
 
-// D for candidate i, with the degenerate all-ties tail handled as the formula's limit.
-double candidate_distance(const std::vector<double>& log_x, std::size_t i, double alpha, double prune_above) {
+// D for candidate i, with the degenerate all-ties tail handled as the formula's limit. pruned_at (absolute
+// index into log_x, -1: none): where a neighbouring candidate was pruned, tried first; updated on pruning.
+double candidate_distance(const std::vector<double>& log_x, std::size_t i, double alpha, double prune_above,
+                          std::int64_t* pruned_at = nullptr) {
     const std::int64_t n = static_cast<std::int64_t>(log_x.size() - i);
     if (std::isinf(alpha)) return static_cast<double>(n - 1) / static_cast<double>(n);  // S_i = 0: every x equals xmin
-    return detail::ks_distance(log_x.data() + i, n, alpha, prune_above);
+    if (pruned_at == nullptr) return detail::ks_distance(log_x.data() + i, n, alpha, prune_above);
+    const std::int64_t offset = static_cast<std::int64_t>(i);
+    std::int64_t exceeded = -1;
+    const double d = detail::ks_distance(log_x.data() + i, n, alpha, prune_above, *pruned_at - offset, &exceeded);
+    if (exceeded >= 0) *pruned_at = offset + exceeded;
+    return d;
 }
 
 void atomic_min(std::atomic<double>& target, double value) {
@@ -79,20 +86,25 @@ Choice fit_standard(const std::vector<double>& log_x, std::vector<double>& alpha
     std::atomic<double> best{no_prune};
     const bool parallel = n_all >= kParallelMinValues && !omp_in_parallel();
     // Tail candidates (large i) are cheap and usually near the optimum: scanning them first gives a
-    // tight bound that lets the expensive bulk candidates stop after a block or two.
-#pragma omp parallel for schedule(dynamic, 8) if (parallel)
-    for (std::ptrdiff_t r = 0; r < static_cast<std::ptrdiff_t>(candidates); ++r) {
-        const std::size_t i = candidates - 1 - static_cast<std::size_t>(r);
-        if (i < lo || i >= hi) {
-            Ds[i] = no_prune;
-            continue;
+    // tight bound that lets the expensive bulk candidates stop after a block or two. Each thread tries a
+    // candidate first where its previous (neighbouring) candidate was pruned: one exp often suffices.
+#pragma omp parallel if (parallel)
+    {
+        std::int64_t pruned_at = -1;
+#pragma omp for schedule(dynamic, 8)
+        for (std::ptrdiff_t r = 0; r < static_cast<std::ptrdiff_t>(candidates); ++r) {
+            const std::size_t i = candidates - 1 - static_cast<std::size_t>(r);
+            if (i < lo || i >= hi) {
+                Ds[i] = no_prune;
+                continue;
+            }
+            if (!(alphas[i] > 1.0)) continue;  // D stays 1 (spec)
+            const double best_so_far = best.load(std::memory_order_relaxed);
+            const double bound = keep_all ? no_prune : best_so_far + kTieTolerance * best_so_far;
+            const double d = candidate_distance(log_x, i, alphas[i], bound, &pruned_at);
+            Ds[i] = d;
+            if (d <= bound) atomic_min(best, d);
         }
-        if (!(alphas[i] > 1.0)) continue;  // D stays 1 (spec)
-        const double best_so_far = best.load(std::memory_order_relaxed);
-        const double bound = keep_all ? no_prune : best_so_far + kTieTolerance * best_so_far;
-        const double d = candidate_distance(log_x, i, alphas[i], bound);
-        Ds[i] = d;
-        if (d <= bound) atomic_min(best, d);
     }
     return {first_near_min(Ds), true};
 }

@@ -15,7 +15,7 @@ from . import options as option_table
 from .errors import Interrupted, LayerError, SourceError
 from .layers import (ANALYZABLE_TYPES, LayerEntry, LayerPlan, matrix_dims, plan_layer, rows_of_entry, split_slices,
                      validate)
-from .results import DESCRIBE_COLUMNS, failed_row, make_table, success_row
+from .results import COMPARE_COLUMNS, DESCRIBE_COLUMNS, failed_row, make_table, success_row
 from .options import Options
 from .selection import LayerSelection
 from .sources import iter_layers
@@ -118,6 +118,7 @@ def layer_row(plan: LayerPlan, result: Dict, opts: Options) -> Dict:
             row["slice_id"] = plan.slice_id
         row.update({key: -1 for key in ("Lambda", "raw_alpha") if key not in unasked})
         row.update({"num_fingers": 0} if "num_fingers" not in unasked else {})
+        row.update(fit_quality_failed_values(opts))
     else:
         row = success_row(plan, result, opts.precision, opts.device)
     if opts.detX or opts.vectors:
@@ -127,6 +128,22 @@ def layer_row(plan: LayerPlan, result: Dict, opts: Options) -> Dict:
         if not (opts.return_esd or opts.plot):
             row.pop("esd", None)
     return row
+
+
+def fit_quality_failed_values(opts: Options) -> Dict:
+    """The fit-quality columns of a row whose spectrum failed."""
+    values = {}
+    if opts.gof:
+        values["pl_pvalue"] = -1.0
+    if opts.compare_fits:
+        values.update({col: np.nan for col in COMPARE_COLUMNS})
+    if opts.gof or opts.compare_fits:
+        values["fit_quality"] = ""
+    if opts.farms:
+        values.update(alpha_farms=-1.0, farms_submatrices=0)
+    if opts.alpha_ci:
+        values["warning_ci"] = ""
+    return values
 
 
 def analyze(model, **options) -> pd.DataFrame:

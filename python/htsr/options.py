@@ -7,6 +7,7 @@ below; it is checked once (`Options(...)` raises on a bad value) and converted o
 from __future__ import annotations
 
 import inspect
+import math
 import os
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, Optional
@@ -44,6 +45,18 @@ def _alpha_ci(value):
     except (TypeError, ValueError):
         ok = False
     return None if ok else "must be None, True or (lo, hi) quantiles with 0 <= lo < hi <= 1"
+
+
+def _positive_int(value):
+    return None if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else "must be a positive int"
+
+
+def _number_at_least(low: float):
+    def check(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < low:
+            return f"must be a number >= {low:g}"
+        return None
+    return check
 
 
 def _seed(value):
@@ -118,10 +131,36 @@ OPTIONS: Dict[str, Option] = {
     "seed": Option(None, ANALYSIS, "seed of the permutations (as numpy.random.seed(seed) + numpy.random.shuffle) and "
                    "of the bootstrap; None draws a fresh one.", check=_seed),
     "alpha_ci": Option(None, ANALYSIS, "(lo, hi) quantiles, e.g. (0.05, 0.95), or True for (0.05, 0.95): a bootstrap "
-                       "interval of alpha in columns alpha_ci_lo, alpha_ci_hi (the tail above xmin resampled "
-                       "`bootstrap` times and refitted with the same xmin rule). -1 where the fit failed.",
-                       check=_alpha_ci),
+                       "interval of alpha in columns alpha_ci_lo, alpha_ci_hi (resampled `bootstrap` times as "
+                       "alpha_ci_method says, each resample refitted with the same xmin search), -1 where the fit "
+                       "failed; and warning_ci: the warning applied to the whole interval ('over-trained' when hi < 2, "
+                       "'possibly over-trained' when lo < 2 <= hi, 'under-trained' when lo > 6, 'possibly "
+                       "under-trained' when lo <= 6 < hi, '' otherwise).", check=_alpha_ci),
     "bootstrap": Option(200, ANALYSIS, "number of bootstrap resamples (B).", check=_int_at_least(2)),
+    "alpha_ci_method": Option("full", ANALYSIS, "'full' (default): every fitted eigenvalue resampled (Clauset, "
+                              "Shalizi & Newman 2009), so the interval includes the uncertainty of xmin; 'tail': only "
+                              "the values >= xmin resampled (the body kept as observed).", choices=("full", "tail")),
+    "gof": Option(False, ANALYSIS, "goodness of fit of the power law: column pl_pvalue, the Clauset-Shalizi-Newman "
+                  "bootstrap p-value of the KS distance (gof_resamples synthetic data sets, body resampled below xmin "
+                  "and power law above, each refitted with the same xmin search; seeded by `seed`). p <= 0.1 rules "
+                  "the power law out. -1 where the fit failed. gof and compare_fits also add fit_quality, one verdict "
+                  "per layer: 'too_few_evals' (fewer than 20 values in the tail, or the fit failed for lack of "
+                  "values), 'not_power_law' (gof ran and pl_pvalue <= 0.1), 'weak_power_law' (compare_fits ran and an "
+                  "alternative fits significantly better: R < 0, p <= 0.1), 'power_law' (every test that ran was "
+                  "passed); '' where the fit failed otherwise."),
+    "gof_resamples": Option(1000, ANALYSIS, "number of synthetic data sets of gof (the p-value's Monte Carlo error is "
+                            "about 0.5 / sqrt(gof_resamples)).", check=_positive_int),
+    "compare_fits": Option(False, ANALYSIS, "likelihood-ratio tests of the fitted tail's power law against the "
+                           "exponential, lognormal, stretched exponential and truncated power law, as the `powerlaw` "
+                           "package's distribution_compare (normalized_ratio=True; the truncated power law as nested) "
+                           "with alpha's range opened to (0, inf): columns R_<alt> (> 0 favours the power law) and "
+                           "p_<alt> (significance of R's sign), NaN where the fit failed."),
+    "farms": Option(False, ANALYSIS, "also alpha_farms, alpha of the pooled ESD of fixed-aspect-ratio submatrices "
+                    "(FARMS, Hu et al., ICML 2025; windows of long/short ratio farms_aspect that keep the full short "
+                    "side, overlapping by half, see README), and farms_submatrices (how many were pooled); -1 / 0 "
+                    "where it failed."),
+    "farms_aspect": Option(1.0, ANALYSIS, "the FARMS submatrices' aspect ratio (>= 1, default 1: square).",
+                           check=_number_at_least(1.0)),
     "detX": Option(False, ANALYSIS, "also the detX = 1 constraint of each ESD (weightwatcher's detX/ERG): columns "
                    "detX_num, num_ERG_spikes, ERG_gap, detX_val, detX_val_unrescaled."),
     "vectors": Option(False, ANALYSIS, "also eigenvector localization statistics over the bulk (eigenvalue < xmin) "
@@ -191,7 +230,8 @@ class Options:
     def _normalize(self) -> None:
         self.alpha_ci = (0.05, 0.95) if self.alpha_ci is True else (tuple(self.alpha_ci) if self.alpha_ci else None)
         self.fix_fingers = self.fix_fingers or None
-        for flag in ("mp_fit", "randomize", "detX", "vectors", "inverse", "intra", "sparsify", "deltas"):
+        for flag in ("mp_fit", "randomize", "detX", "vectors", "inverse", "intra", "sparsify", "deltas", "gof",
+                     "compare_fits", "farms"):
             setattr(self, flag, bool(getattr(self, flag)))
 
     def check(self) -> None:
@@ -215,6 +255,11 @@ class Options:
             raise ValueError(f"fix_fingers='clip_xmax' refits power laws only; it cannot be combined with fit={self.fit!r}")
         if self.fit != "PL" and self.alpha_ci:
             raise ValueError("alpha_ci bootstraps the power-law fit; it cannot be combined with fit='TPL'/'E_TPL'")
+        tests = [name for name in ("gof", "compare_fits", "farms") if getattr(self, name)]
+        if self.fit != "PL" and tests:
+            raise ValueError(f"{', '.join(tests)} test(s) the power-law fit; cannot be combined with fit={self.fit!r}")
+        if self.farms and (self.intra or self.inverse):
+            raise ValueError("farms=True subsamples weight matrices; it cannot be combined with intra or inverse")
 
     # --- derived settings
     @property
@@ -241,11 +286,19 @@ class Options:
         return dict(xmax=self.xmax or 0, small_n=self.small_n, fit=self.fit, fix_fingers=self.fix_fingers or "",
                     xmin_max=self.xmin_max or 0.0, max_fingers=self.max_fingers, finger_thresh=self.finger_thresh)
 
+    def fit_quality_request(self) -> Optional[Dict[str, Any]]:
+        """The core's fit_quality={...} argument (None when nothing beyond the fit is asked for)."""
+        if not (self.gof or self.compare_fits or self.farms or self.alpha_ci):
+            return None
+        return {"gof": self.gof, "gof_resamples": self.gof_resamples, "compare_fits": self.compare_fits,
+                "farms": self.farms, "farms_aspect": float(self.farms_aspect), "alpha_ci_method": self.alpha_ci_method}
+
     def to_core(self) -> Dict[str, Any]:
         """The keywords of core.analyze_layers (the core checks them again for its own callers)."""
         return dict(self.tail_fit(), precision=self.precision, method=self.method, tolerance=self.tolerance,
                     device=self.device, esd_transform=self.esd_transform, mp_fit=self.mp_fit,
-                    alpha_ci=self.alpha_ci, bootstrap=self.bootstrap, seed=self.seed, return_evals=self.keeps_esd)
+                    alpha_ci=self.alpha_ci, bootstrap=self.bootstrap, seed=self.seed, return_evals=self.keeps_esd,
+                    fit_quality=self.fit_quality_request())
 
     def source_reading(self) -> Dict[str, Any]:
         """The keywords of htsr.sources.iter_layers: how the model is read."""

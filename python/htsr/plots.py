@@ -590,8 +590,30 @@ def _ok(details):
     return details[details["status"] == "success"] if "status" in details else details
 
 
+VERDICT_MARKERS = {"power_law": "o", "weak_power_law": "s", "not_power_law": "x", "too_few_evals": "."}
+
+
+def _alpha_intervals_and_verdicts(ax, ok) -> None:
+    """alpha per layer: coloured by warning; with alpha_ci, the intervals as error bars; with fit_quality,
+    one marker per verdict (legend)."""
+    if "alpha_ci_lo" in ok:
+        has = (ok["alpha_ci_lo"] >= 0) & (ok["alpha_ci_hi"] >= 0)
+        iv = ok[has]
+        ax.errorbar(iv["layer_id"], iv["alpha"], yerr=[iv["alpha"] - iv["alpha_ci_lo"], iv["alpha_ci_hi"] - iv["alpha"]],
+                    fmt="none", ecolor="0.6", elinewidth=1, capsize=2, zorder=1)
+    if "fit_quality" not in ok:
+        ax.scatter(ok["layer_id"], ok["alpha"], c=_warning_colors(ok), s=18, zorder=2)
+        return
+    for verdict, marker in VERDICT_MARKERS.items():
+        part = ok[ok["fit_quality"] == verdict]
+        if len(part):
+            ax.scatter(part["layer_id"], part["alpha"], c=_warning_colors(part), s=22, marker=marker, zorder=2)
+            ax.scatter([], [], c="0.3", s=22, marker=marker, label=verdict)  # legend: the marker, not a colour
+
+
 def overview_figures(details, savedir: Optional[str] = None, prefix: str = "htsr", label: str = "") -> Dict:
-    """Model overview figures: alpha per layer (coloured by warning, lines at 2 and 6),
+    """Model overview figures: alpha per layer (coloured by warning, lines at 2 and 6; alpha_ci intervals as
+    error bars and one marker per fit_quality verdict when present),
     alpha_weighted and log_spectral_norm per layer, and the histogram of alphas.
 
     Returns {name: Figure}; with `savedir`, also writes `{prefix}.{name}.png` there."""
@@ -599,7 +621,7 @@ def overview_figures(details, savedir: Optional[str] = None, prefix: str = "htsr
     figs = {}
     fig = _new_figure()
     ax = fig.add_subplot(1, 1, 1)
-    ax.scatter(ok["layer_id"], ok["alpha"], c=_warning_colors(ok), s=18)
+    _alpha_intervals_and_verdicts(ax, ok)
     ax.axhline(2.0, color="tab:red", linestyle="--", linewidth=1, label="α = 2 (over-trained below)")
     ax.axhline(6.0, color="tab:orange", linestyle="--", linewidth=1, label="α = 6 (under-trained above)")
     ax.set_xlabel("layer id")

@@ -20,9 +20,10 @@ from .figure_failures import FigureFailure, noted, warn_all
 from .report_template import PAGE
 from .results import warned
 
-TABLE_COLUMNS = ["layer_id", "longname", "layer_type", "N", "M", "num_evals", "alpha", "alpha_weighted",
-                 "log_spectral_norm", "stable_rank", "D", "xmin", "num_pl_spikes", "status", "warning", "message"]
-TEXT_COLUMNS = {"longname", "layer_type", "status", "warning", "message", "name"}
+TABLE_COLUMNS = ["layer_id", "longname", "layer_type", "N", "M", "num_evals", "alpha", "alpha_ci_lo", "alpha_ci_hi",
+                 "fit_quality", "pl_pvalue", "alpha_farms", "alpha_weighted", "log_spectral_norm", "stable_rank", "D",
+                 "xmin", "num_pl_spikes", "status", "warning", "warning_ci", "message"]  # absent columns are skipped
+TEXT_COLUMNS = {"longname", "layer_type", "status", "warning", "message", "name", "fit_quality", "warning_ci"}
 LAYER_FIGURE_KINDS = {"none": (), "esd": ("esd",), "all": ("esd", "esd2", "esd3", "esd4", "esd5")}
 
 
@@ -133,8 +134,9 @@ def layer_figures_block(details: pd.DataFrame, kinds: Iterable[str], xmax=None, 
         new = failures[noted_before:]
         if new:  # a failed draw may leave a reused figure half-updated: the next layer gets fresh ones
             figs = LayerFigures()
-        flag = "failed" if row.get("status") == "failed" else (row.get("warning") or "")
-        label = f"layer {plot_id_of(row)}: {row.get('longname', '')}" + (f" ({flag})" if flag else "") + \
+        flags = ["failed"] if row.get("status") == "failed" else \
+            [str(row.get(c)) for c in ("warning", "fit_quality") if isinstance(row.get(c), str) and row.get(c)]
+        label = f"layer {plot_id_of(row)}: {row.get('longname', '')}" + (f" ({', '.join(flags)})" if flags else "") + \
             (" (figure not drawn)" if new else "")
         parts.append(f'<details><summary>{esc(label)}</summary><div class="figs">{"".join(imgs)}{_notes(new)}'
                      "</div></details>")

@@ -17,16 +17,24 @@ METRIC_COLUMNS = ["norm", "log_norm", "spectral_norm", "log_spectral_norm", "alp
 MP_COLUMNS = ["num_spikes", "sigma_mp", "mp_softrank", "W_scale", "bulk_max", "bulk_min"]
 RANDOM_COLUMNS = ["max_rand_eval", "rand_distance", "ww_softrank", "ww_maxdist", "num_traps", "rand_num_spikes",
                   "rand_sigma_mp", "rand_mp_softrank", "rand_W_scale", "rand_bulk_max", "rand_bulk_min"]
-CI_COLUMNS = ["alpha_ci_lo", "alpha_ci_hi"]
+CI_COLUMNS = ["alpha_ci_lo", "alpha_ci_hi", "warning_ci"]
+# Can alpha be trusted: gof, compare_fits (and the verdict of either), farms.
+ALTERNATIVES = ["exponential", "lognormal", "stretched_exponential", "truncated_power_law"]
+GOF_COLUMNS = ["pl_pvalue"]
+COMPARE_COLUMNS = [f"{stat}_{alt}" for alt in ALTERNATIVES for stat in ("R", "p")]
+VERDICT_COLUMNS = ["fit_quality"]
+VERDICTS = ["power_law", "weak_power_law", "not_power_law", "too_few_evals"]
+FARMS_COLUMNS = ["alpha_farms", "farms_submatrices"]
 # detX / vectors columns (htsr.layer_extras).
 DETX_COLUMNS = ["detX_num", "num_ERG_spikes", "ERG_gap", "detX_val", "detX_val_unrescaled"]
 VECTOR_COLUMNS = [f"{group}_{stat}" for stat in ("vec_entropy", "loc_ratio", "part_ratio")
                   for group in ("bulk_mean", "bulk_var", "tail_mean", "tail_var")]
 TPL_COLUMNS = ["Lambda"]                       # fit='TPL' / 'E_TPL'
 FINGER_COLUMNS = ["num_fingers", "raw_alpha"]  # fix_fingers='clip_xmax'
-OPTIONAL_COLUMNS = TPL_COLUMNS + FINGER_COLUMNS + CI_COLUMNS + MP_COLUMNS + RANDOM_COLUMNS + DETX_COLUMNS + VECTOR_COLUMNS
+OPTIONAL_COLUMNS = TPL_COLUMNS + FINGER_COLUMNS + CI_COLUMNS + GOF_COLUMNS + COMPARE_COLUMNS + VERDICT_COLUMNS + \
+    FARMS_COLUMNS + MP_COLUMNS + RANDOM_COLUMNS + DETX_COLUMNS + VECTOR_COLUMNS
 OPTIONAL_INTEGER_COLUMNS = ["num_spikes", "num_traps", "rand_num_spikes", "num_fingers", "detX_num", "num_ERG_spikes",
-                            "ERG_gap"]
+                            "ERG_gap", "farms_submatrices"]
 EXTRA_COLUMNS = ["dtype", "precision", "device", "rank_trusted", "svd_fallback", "message"]
 COLUMNS = IDENTITY_COLUMNS + SPECTRUM_COLUMNS + FIT_COLUMNS + METRIC_COLUMNS + EXTRA_COLUMNS
 DESCRIBE_COLUMNS = IDENTITY_COLUMNS + ["num_evals", "dtype"]
@@ -72,8 +80,7 @@ def success_row(plan, result: Dict, precision: str, device: str = "cpu") -> Dict
     row["svd_fallback"] = bool(result["svd_fallback"])
     # float32: eigenvalues under the noise floor are rounding noise, so rank-type columns are unreliable.
     row["rank_trusted"] = not (result["noise_floor"] > 0 and result["sv_min"] ** 2 <= result["noise_floor"])
-    fit_message = result.get("fit_message", "")
-    notes = [fit_message] if fit_message else []
+    notes = [note for note in (result.get("fit_message", ""), result.get("quality_message", "")) if note]
     if result.get("on_cpu_fallback"):
         notes.append("out of GPU memory: computed on the CPU")
     row["message"] = f"layer '{plan.entry.longname}': {'; '.join(notes)}" if notes else ""
@@ -110,7 +117,12 @@ def warned(details: pd.DataFrame) -> pd.Series:
 
 def summary(details: pd.DataFrame) -> Dict[str, float]:
     """Means over the successfully analyzed layers of log_norm, alpha, alpha_weighted,
-    log_alpha_norm, log_spectral_norm and stable_rank (and mp_softrank when present)."""
+    log_alpha_norm, log_spectral_norm and stable_rank (and mp_softrank when present); with a fit_quality
+    column (gof / compare_fits), also share_<verdict> for each verdict: the share of those layers with it."""
     ok = details[details["status"] == "success"] if "status" in details else details
     metrics = SUMMARY_METRICS + (["mp_softrank"] if "mp_softrank" in details else [])
-    return {m: float(ok[m].mean()) for m in metrics if m in ok}
+    out = {m: float(ok[m].mean()) for m in metrics if m in ok}
+    if "fit_quality" in ok:
+        counts = ok["fit_quality"].value_counts()
+        out.update({f"share_{v}": float(counts.get(v, 0) / len(ok)) if len(ok) else float("nan") for v in VERDICTS})
+    return out

@@ -7,6 +7,7 @@
 
 #include "htsr/bootstrap.hpp"
 #include "htsr/eigenvectors.hpp"
+#include "htsr/fit_quality.hpp"
 #include "htsr/metrics.hpp"
 #include "htsr/mpfit.hpp"
 #include "htsr/powerlaw.hpp"
@@ -37,6 +38,7 @@ struct AnalysisOptions {
     // Non-null: also the randomized comparison of every layer, permutations drawn from this generator.
     MersenneTwister* randomize = nullptr;
     EsdTransform esd_transform = EsdTransform::None;  // inverse=True / intra=True, applied before fits
+    FitQualityOptions fit_quality;     // gof / compare_fits / farms (fit_quality.hpp), each off by default
 };
 
 struct LayerAnalysis {
@@ -46,6 +48,8 @@ struct LayerAnalysis {
     MPFit mp;                          // when AnalysisOptions::mp_fit
     AlphaInterval alpha_ci;            // when AnalysisOptions::alpha_ci
     RandomizedComparison randomized;   // when AnalysisOptions::randomize
+    FitQuality quality;                // when fit_quality.gof or fit_quality.compare_fits
+    FarmsFit farms;                    // when fit_quality.farms
 };
 
 // Called on the calling thread with each layer (its index in the batch) as soon as it is finished, in batch
@@ -57,6 +61,11 @@ using LayerDone = std::function<void(std::size_t, LayerAnalysis&)>;
 // fired: the layers handed to layer_done before are complete, no other result is returned.
 std::vector<LayerAnalysis> analyze_layers(Backend& backend, const std::vector<LayerInput>& layers,
                                           const AnalysisOptions& options, const LayerDone& layer_done = {});
+
+// FARMS (farms.hpp) of every layer whose spectrum succeeded, into results[l].farms: all layers' windows
+// solved as one batch by the backend, then their pooled ESDs fitted in parallel.
+void farms_layers(Backend& backend, const std::vector<LayerInput>& layers, std::vector<LayerAnalysis>& results,
+                  const AnalysisOptions& options);
 
 // Randomized comparison of every layer whose spectrum succeeded (results[l].randomized), permutations drawn
 // from rng in layer order; rng ends where numpy's stream would after the same shuffles.

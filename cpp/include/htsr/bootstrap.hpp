@@ -7,10 +7,16 @@
 
 namespace htsr {
 
+// What each replicate resamples. Tail: the n values >= the fitted xmin (the body stays as observed).
+// WholeEsd: every fitted value (Clauset, Shalizi & Newman 2009, section 3.5), so the interval also carries
+// how the choice of xmin varies from sample to sample.
+enum class BootstrapMethod { Tail, WholeEsd };
+
 struct BootstrapOptions {
     int resamples = 200;       // B
     double lo = 0.05, hi = 0.95;  // quantiles of the bootstrap alphas reported (a 90% interval by default)
     std::uint64_t seed = 0;    // replicate b draws from its own stream (seed, b): results do not depend on threads
+    BootstrapMethod method = BootstrapMethod::Tail;
 };
 
 struct AlphaInterval {
@@ -18,9 +24,9 @@ struct AlphaInterval {
     int fitted = 0;            // resamples whose refit succeeded (the quantiles are over these)
 };
 
-// Each replicate keeps the eigenvalues below the fitted xmin (and any clipped by xmax) and replaces the tail
-// (the n values >= xmin) by n draws with replacement from it, then refits with the same options, so xmin is
-// chosen again by the same KS rule: the interval carries the uncertainty of xmin as well as of the slope.
+// Each replicate replaces the resampled values (see BootstrapMethod) by as many draws with replacement from
+// them, keeps the others (and any clipped by xmax), then refits with the same options, so xmin is chosen
+// again by the same KS rule.
 // Replicates run in parallel (OpenMP) unless called from inside a parallel region.
 AlphaInterval bootstrap_alpha(const std::vector<double>& evals, const PowerLawFit& fit, const PowerLawOptions& options,
                               const BootstrapOptions& bootstrap);
