@@ -17,7 +17,7 @@ FloatMatrix dequant_mxfp4(const TypedArray& blocks, const TypedArray& scales) {
     const auto* exponents = static_cast<const std::uint8_t*>(scales.data);
     const std::int64_t K = 32 * G;
     FloatMatrix out{std::vector<float>(static_cast<std::size_t>(R * K)), R, K};
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (static_cast<std::int64_t>(out.values.size()) >= kParallelElements)
     for (std::int64_t r = 0; r < R; ++r) {
         float* dst = out.values.data() + r * K;
         for (std::int64_t g = 0; g < G; ++g) {
@@ -48,7 +48,7 @@ FloatMatrix dequant_nvfp4(const TypedArray& packed, const TypedArray& scales, fl
     FloatMatrix out{std::vector<float>(static_cast<std::size_t>(N * K)), N, K};
     with_rounding(round, [&](auto rounding) {
         using R = decltype(rounding);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (static_cast<std::int64_t>(out.values.size()) >= kParallelElements)
         for (std::int64_t n = 0; n < N; ++n) {
             const std::uint8_t* in = bytes + n * (K / 2);
             float* dst = out.values.data() + n * K;
@@ -110,7 +110,7 @@ FloatMatrix dequant_bnb_4bit(const TypedArray& packed, std::int64_t rows, std::i
     FloatMatrix out{std::vector<float>(static_cast<std::size_t>(n)), rows, cols};
     with_rounding(round, [&](auto rounding) {
         using R = decltype(rounding);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (static_cast<std::int64_t>(out.values.size()) >= kParallelElements)
         for (std::int64_t r = 0; r < rows; ++r) {
             for (std::int64_t i = r * cols; i < (r + 1) * cols; ++i) {  // element i of the flattened tensor
                 const std::uint8_t byte = bytes[i / 2];

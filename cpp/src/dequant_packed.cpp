@@ -69,7 +69,7 @@ FloatMatrix dequant_gptq(const TypedArray& qweight, const TypedArray& qzeros, co
     FloatMatrix out{std::vector<float>(static_cast<std::size_t>(N * K)), N, K};
     with_rounding(round, [&](auto rounding) {
         using R = decltype(rounding);
-#pragma omp parallel for schedule(static, 16)
+#pragma omp parallel for schedule(static, 16) if (static_cast<std::int64_t>(out.values.size()) >= kParallelElements)
         for (std::int64_t n = 0; n < N; ++n) {
             float* dst = out.values.data() + n * K;
             for (std::int64_t k = 0; k < K; ++k) {
@@ -101,7 +101,7 @@ FloatMatrix dequant_awq(const TypedArray& qweight, const TypedArray& qzeros, con
     FloatMatrix out{std::vector<float>(static_cast<std::size_t>(N * K)), N, K};
     with_rounding(round, [&](auto rounding) {
         using R = decltype(rounding);
-#pragma omp parallel for schedule(static, 16)
+#pragma omp parallel for schedule(static, 16) if (static_cast<std::int64_t>(out.values.size()) >= kParallelElements)
         for (std::int64_t n = 0; n < N; ++n) {
             const std::int64_t word = n / 8;
             const int shift = 4 * kSlot[n % 8];
@@ -143,7 +143,7 @@ FloatMatrix dequant_ct_packed(const TypedArray& packed, std::int64_t cols, int b
     FloatMatrix out{std::vector<float>(static_cast<std::size_t>(N * cols)), N, cols};
     with_rounding(round, [&](auto rounding) {
         using R = decltype(rounding);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (static_cast<std::int64_t>(out.values.size()) >= kParallelElements)
         for (std::int64_t n = 0; n < N; ++n) {
             const std::uint32_t* row = words + n * row_words;
             float* dst = out.values.data() + n * cols;
@@ -176,7 +176,7 @@ FloatMatrix dequant_mlx_affine(const TypedArray& packed, int bits, std::int64_t 
     FloatMatrix out{std::vector<float>(static_cast<std::size_t>(N * K)), N, K};
     with_rounding(round, [&](auto rounding) {
         using R = decltype(rounding);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (static_cast<std::int64_t>(out.values.size()) >= kParallelElements)
         for (std::int64_t n = 0; n < N; ++n) {
             const std::uint32_t* row = words + n * row_words;
             float* dst = out.values.data() + n * K;

@@ -53,7 +53,7 @@ FloatMatrix dequant_tiled(const TypedArray& codes, const TypedArray& scale, cons
     const auto* src = static_cast<const std::uint8_t*>(codes.data);
     with_rounding(round, [&](auto rounding) {
         using R = decltype(rounding);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (static_cast<std::int64_t>(out.values.size()) >= kParallelElements)
         for (std::int64_t r = 0; r < rows; ++r) {
             const std::uint8_t* in = src + r * cols;
             float* dst = out.values.data() + r * cols;

@@ -83,6 +83,9 @@ inline std::uint32_t stream_code(const std::uint32_t* words, std::int64_t word_s
 
 inline std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
 
+// Below this many output elements a tensor is dequantized on one thread: waking the pool costs more.
+inline constexpr std::int64_t kParallelElements = std::int64_t{1} << 18;
+
 [[noreturn]] inline void fail(const std::string& message) { throw std::invalid_argument(message); }
 
 void require_rank(const TypedArray& a, std::size_t rank, const char* what);
