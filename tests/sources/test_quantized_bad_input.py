@@ -238,3 +238,21 @@ def test_truncated_companion_fails_its_layer_only(tmp_path):
     assert_failed(rows[broken], str(path), f"'{last}'", "truncated")
     assert sum(r["status"] == "failed" for r in rows.values()) == 1
     assert np.isfinite(rows["lm_head" if broken != "lm_head" else "model.layers.0.mlp.up_proj"]["alpha"])
+
+
+def test_companion_listed_in_the_index_but_not_in_its_shard(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    folder = qc.save_folder(tmp_path / "m", fp8_tensors(), {"model_type": "llama", "quantization_config": FP8_CONFIG},
+                            shards=2)
+    index = json.loads((folder / "model.safetensors.index.json").read_text())
+    key = "model.layers.0.mlp.up_proj.weight_scale_inv"
+    shard = folder / index["weight_map"][key]
+    tensors = load_file(str(shard))
+    del tensors[key]
+    save_file(tensors, str(shard))
+    rows = {r["longname"]: r for r in htsr.analyze(folder).to_dict("records")}
+    assert_failed(rows["model.layers.0.mlp.up_proj"], f"tensor '{key}' is listed in model.safetensors.index.json "
+                  "but not stored in this shard")
+    assert not any("scale_inv" in name for name in rows)  # the companion is no row of its own
+    assert_success(rows, "model.layers.0.mlp.gate_proj", "model.layers.0.mlp.down_proj", "lm_head")

@@ -239,3 +239,13 @@ def test_quantized_tensors_are_read_one_at_a_time(tmp_path, monkeypatch):
     d = htsr.analyze(folder)
     assert len(seen) == len(d) and all(n == 1 for n, _ in seen)
     assert max(m for _, m in seen) <= 1, seen  # a plain tensor's own map at most; dequantized ones hold none
+
+
+def test_resumed_run_keeps_the_storage_column(tmp_path):
+    folder, _ = qc.awq_llama_block(tmp_path / "awq")
+    out = tmp_path / "run.csv"
+    first = htsr.analyze(folder, out=out)
+    resumed = htsr.analyze(folder, out=out, resume=True)  # every layer skipped, its fingerprint checked
+    assert list(resumed["storage"]) == list(first["storage"])
+    assert set(first["storage"]) == {"awq_int4_g32", "fp16"}
+    assert list(resumed["alpha"]) == list(first["alpha"])
