@@ -16,7 +16,7 @@ FloatMatrix dequant_mxfp4(const TypedArray& blocks, const TypedArray& scales) {
     const auto* bytes = static_cast<const std::uint8_t*>(blocks.data);
     const auto* exponents = static_cast<const std::uint8_t*>(scales.data);
     const std::int64_t K = 32 * G;
-    FloatMatrix out{std::vector<float>(static_cast<std::size_t>(R * K)), R, K};
+    FloatMatrix out = output_matrix(R, K);
 #pragma omp parallel for schedule(static) if (static_cast<std::int64_t>(out.values.size()) >= kParallelElements)
     for (std::int64_t r = 0; r < R; ++r) {
         float* dst = out.values.data() + r * K;
@@ -45,7 +45,7 @@ FloatMatrix dequant_nvfp4(const TypedArray& packed, const TypedArray& scales, fl
     std::vector<float> s = decode_all(scales);
     for (float& v : s) v = v / global_scale;  // the reference divides the block scale by the global one first
     const auto* bytes = static_cast<const std::uint8_t*>(packed.data);
-    FloatMatrix out{std::vector<float>(static_cast<std::size_t>(N * K)), N, K};
+    FloatMatrix out = output_matrix(N, K);
     with_rounding(round, [&](auto rounding) {
         using R = decltype(rounding);
 #pragma omp parallel for schedule(static) if (static_cast<std::int64_t>(out.values.size()) >= kParallelElements)
@@ -107,7 +107,7 @@ FloatMatrix dequant_bnb_4bit(const TypedArray& packed, std::int64_t rows, std::i
              std::to_string(blocksize) + " need " + std::to_string(ceil_div(n, blocksize)));
     const std::vector<float> scale = block_absmax(absmax, nested);
     const auto* bytes = static_cast<const std::uint8_t*>(packed.data);
-    FloatMatrix out{std::vector<float>(static_cast<std::size_t>(n)), rows, cols};
+    FloatMatrix out = output_matrix(rows, cols);
     with_rounding(round, [&](auto rounding) {
         using R = decltype(rounding);
 #pragma omp parallel for schedule(static) if (static_cast<std::int64_t>(out.values.size()) >= kParallelElements)

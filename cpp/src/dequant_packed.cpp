@@ -1,5 +1,7 @@
 // Integer codes packed into 32-bit words, with a scale and a zero point (or bias) per (output row, group):
 // GPTQ, AWQ, compressed-tensors pack-quantized, MLX affine.
+#include <algorithm>
+
 #include "dequant_values.hpp"
 
 namespace htsr {
@@ -66,16 +68,16 @@ FloatMatrix dequant_gptq(const TypedArray& qweight, const TypedArray& qzeros, co
             const std::uint32_t stored = stream_code(zero_words + g * qzeros.shape[1], 1, n, bits);
             zero.values[static_cast<std::size_t>(g * N + n)] = static_cast<float>((stored + static_cast<std::uint32_t>(zero_offset)) & mask);
         }
-    FloatMatrix out{std::vector<float>(static_cast<std::size_t>(N * K)), N, K};
+    FloatMatrix out = output_matrix(N, K);
     with_rounding(round, [&](auto rounding) {
         using R = decltype(rounding);
 #pragma omp parallel for schedule(static, 16) if (static_cast<std::int64_t>(out.values.size()) >= kParallelElements)
         for (std::int64_t n = 0; n < N; ++n) {
             float* dst = out.values.data() + n * K;
+            unpack_codes(weights + n, N, K, bits, dst);  // column n of qweight: the codes of output row n
             for (std::int64_t k = 0; k < K; ++k) {
                 const std::int64_t g = groups[static_cast<std::size_t>(k)];
-                const float code = static_cast<float>(stream_code(weights + n, N, k, bits));
-                dst[k] = R::apply((code - zero.at(n, g)) * scale.at(n, g));
+                dst[k] = R::apply((dst[k] - zero.at(n, g)) * scale.at(n, g));
             }
         }
     });
@@ -98,7 +100,7 @@ FloatMatrix dequant_awq(const TypedArray& qweight, const TypedArray& qzeros, con
     require_shape(scales, {G, N}, "scales");
     require_shape(qzeros, {G, words}, "qzeros");
     const std::vector<float> scale = decode_all(scales);
-    FloatMatrix out{std::vector<float>(static_cast<std::size_t>(N * K)), N, K};
+    FloatMatrix out = output_matrix(N, K);
     with_rounding(round, [&](auto rounding) {
         using R = decltype(rounding);
 #pragma omp parallel for schedule(static, 16) if (static_cast<std::int64_t>(out.values.size()) >= kParallelElements)
@@ -140,17 +142,17 @@ FloatMatrix dequant_ct_packed(const TypedArray& packed, std::int64_t cols, int b
                 z.values[static_cast<std::size_t>(n * G + g)] = static_cast<float>(stream_code(zero_words + g, G, n, bits)) - offset;
     }
     const std::int64_t row_words = packed.shape[1];
-    FloatMatrix out{std::vector<float>(static_cast<std::size_t>(N * cols)), N, cols};
+    FloatMatrix out = output_matrix(N, cols);
     with_rounding(round, [&](auto rounding) {
         using R = decltype(rounding);
 #pragma omp parallel for schedule(static) if (static_cast<std::int64_t>(out.values.size()) >= kParallelElements)
         for (std::int64_t n = 0; n < N; ++n) {
-            const std::uint32_t* row = words + n * row_words;
             float* dst = out.values.data() + n * cols;
-            for (std::int64_t c = 0; c < cols; ++c) {
-                const std::int64_t g = c / group_size;
-                const float code = static_cast<float>(stream_code(row, 1, c, bits)) - offset;
-                dst[c] = R::apply((code - z.at(n, g)) * s.at(n, g));
+            unpack_codes(words + n * row_words, 1, cols, bits, dst);
+            for (std::int64_t g = 0; g < G; ++g) {
+                const float zero = z.at(n, g), factor = s.at(n, g);
+                const std::int64_t end = std::min(cols, (g + 1) * group_size);
+                for (std::int64_t c = g * group_size; c < end; ++c) dst[c] = R::apply((dst[c] - offset - zero) * factor);
             }
         }
     });
@@ -173,18 +175,18 @@ FloatMatrix dequant_mlx_affine(const TypedArray& packed, int bits, std::int64_t 
     require_shape(scales, {N, G}, "scales");
     require_shape(biases, {N, G}, "biases");
     const std::vector<float> s = decode_all(scales), b = decode_all(biases);
-    FloatMatrix out{std::vector<float>(static_cast<std::size_t>(N * K)), N, K};
+    FloatMatrix out = output_matrix(N, K);
     with_rounding(round, [&](auto rounding) {
         using R = decltype(rounding);
 #pragma omp parallel for schedule(static) if (static_cast<std::int64_t>(out.values.size()) >= kParallelElements)
         for (std::int64_t n = 0; n < N; ++n) {
-            const std::uint32_t* row = words + n * row_words;
             float* dst = out.values.data() + n * K;
+            unpack_codes(words + n * row_words, 1, K, bits, dst);
             for (std::int64_t g = 0; g < G; ++g) {
                 const float scale = s[static_cast<std::size_t>(n * G + g)], bias = b[static_cast<std::size_t>(n * G + g)];
                 // MLX multiplies and adds in the scales' type: a rounding after each
                 for (std::int64_t k = g * group_size; k < (g + 1) * group_size; ++k)
-                    dst[k] = R::apply(R::apply(scale * static_cast<float>(stream_code(row, 1, k, bits))) + bias);
+                    dst[k] = R::apply(R::apply(scale * dst[k]) + bias);
             }
         }
     });

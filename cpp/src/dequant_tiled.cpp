@@ -49,7 +49,7 @@ FloatMatrix dequant_tiled(const TypedArray& codes, const TypedArray& scale, cons
     const std::vector<float> table = code_table(codes.type);
     const std::vector<float> scales = decode_all(scale);
     const std::vector<float> zeros = zero ? decode_all(*zero) : std::vector<float>(scales.size(), 0.0f);
-    FloatMatrix out{std::vector<float>(static_cast<std::size_t>(rows * cols)), rows, cols};
+    FloatMatrix out = output_matrix(rows, cols);
     const auto* src = static_cast<const std::uint8_t*>(codes.data);
     with_rounding(round, [&](auto rounding) {
         using R = decltype(rounding);

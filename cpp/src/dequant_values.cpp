@@ -1,8 +1,27 @@
 #include "dequant_values.hpp"
 
 #include <sstream>
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
 
 namespace htsr {
+
+void* allocate_output(std::size_t bytes) {
+    constexpr std::size_t kHugePage = std::size_t{1} << 21;
+    if (bytes < 2 * kHugePage) {
+        void* p = std::malloc(bytes ? bytes : 1);
+        if (!p) throw std::bad_alloc();
+        return p;
+    }
+    const std::size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+    void* p = std::aligned_alloc(kHugePage, rounded);
+    if (!p) throw std::bad_alloc();
+#ifdef MADV_HUGEPAGE
+    madvise(p, rounded, MADV_HUGEPAGE);  // a hint: without transparent huge pages nothing changes
+#endif
+    return p;
+}
 
 std::int64_t TypedArray::count() const {
     std::int64_t n = 1;

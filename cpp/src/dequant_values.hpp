@@ -55,7 +55,18 @@ inline std::uint16_t float_to_f16_bits(float v) {
     return static_cast<std::uint16_t>(sign | (r >> 13));
 }
 
-inline float round_f16(float v) { return f16_to_float(float_to_f16_bits(v)); }
+inline float round_f16(float v) {
+    std::uint32_t x;
+    std::memcpy(&x, &v, sizeof x);
+    const std::uint32_t magnitude = x & 0x7fffffffu;
+    if (magnitude >= 0x38800000u && magnitude < 0x477ff000u) {  // a normal half, finite after rounding
+        x = (x + 0xfffu + ((x >> 13) & 1u)) & 0xffffe000u;  // round the float32 mantissa to half's 10 bits
+        float out;
+        std::memcpy(&out, &x, sizeof out);
+        return out;
+    }
+    return f16_to_float(float_to_f16_bits(v));  // zeros, subnormals, overflow, inf and NaN
+}
 
 struct NoRounding { static float apply(float v) { return v; } };
 struct BF16Rounding { static float apply(float v) { return round_bf16(v); } };
@@ -81,7 +92,33 @@ inline std::uint32_t stream_code(const std::uint32_t* words, std::int64_t word_s
     return static_cast<std::uint32_t>(v) & ((1u << bits) - 1u);
 }
 
+// Codes [0, count) of such a stream as floats into out[0, count): whole words at a time when codes do not
+// cross word boundaries (2, 4, 8 bits), code by code otherwise.
+inline void unpack_codes(const std::uint32_t* words, std::int64_t word_step, std::int64_t count, int bits, float* out) {
+    if (32 % bits != 0) {
+        for (std::int64_t i = 0; i < count; ++i) out[i] = static_cast<float>(stream_code(words, word_step, i, bits));
+        return;
+    }
+    const int per_word = 32 / bits;
+    const std::uint32_t mask = bits == 32 ? ~0u : (1u << bits) - 1u;
+    std::int64_t i = 0;
+    for (std::int64_t w = 0; i + per_word <= count; ++w) {
+        const std::uint32_t word = words[w * word_step];
+        for (int j = 0; j < per_word; ++j, ++i) out[i] = static_cast<float>((word >> (j * bits)) & mask);
+    }
+    for (; i < count; ++i) out[i] = static_cast<float>(stream_code(words, word_step, i, bits));  // a partial last word
+}
+
 inline std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
+
+// An uninitialized rows x cols result (every element is written by the dequantizer).
+inline FloatMatrix output_matrix(std::int64_t rows, std::int64_t cols) {
+    FloatMatrix m;
+    m.values.resize(static_cast<std::size_t>(rows * cols));
+    m.rows = rows;
+    m.cols = cols;
+    return m;
+}
 
 // Below this many output elements a tensor is dequantized on one thread: waking the pool costs more.
 inline constexpr std::int64_t kParallelElements = std::int64_t{1} << 18;

@@ -4,11 +4,31 @@
 // returns (RoundTo), so the values are bit-identical where that arithmetic is exact.
 // Inputs are contiguous row-major arrays; a shape or size that does not fit throws std::invalid_argument.
 #pragma once
+#include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <new>
 #include <string>
 #include <vector>
 
 namespace htsr {
+
+// Memory for a dequantized matrix: large blocks on transparent huge pages (as numpy allocates), because
+// faulting in fresh 4 KB pages costs more than dequantizing into them; elements are not zeroed first.
+void* allocate_output(std::size_t bytes);
+
+template <typename T>
+struct OutputAllocator {
+    using value_type = T;
+    OutputAllocator() = default;
+    template <typename U>
+    OutputAllocator(const OutputAllocator<U>&) {}
+    T* allocate(std::size_t n) { return static_cast<T*>(allocate_output(n * sizeof(T))); }
+    void deallocate(T* p, std::size_t) noexcept { std::free(p); }
+    template <typename U>
+    void construct(U* p) noexcept { ::new (static_cast<void*>(p)) U; }  // default-initialized: every value is written
+    bool operator==(const OutputAllocator&) const { return true; }
+};
 
 // Element types of stored codes and their companion tensors. E8M0: OCP MX scale, 2^(byte - 127), 0xFF NaN.
 enum class ElemType {
@@ -29,7 +49,7 @@ struct TypedArray {
 enum class RoundTo { Float32, BFloat16, Float16 };
 
 struct FloatMatrix {
-    std::vector<float> values;  // rows x cols, row-major
+    std::vector<float, OutputAllocator<float>> values;  // rows x cols, row-major
     std::int64_t rows = 0;
     std::int64_t cols = 0;
 };
