@@ -249,3 +249,22 @@ def test_resumed_run_keeps_the_storage_column(tmp_path):
     assert list(resumed["storage"]) == list(first["storage"])
     assert set(first["storage"]) == {"awq_int4_g32", "fp16"}
     assert list(resumed["alpha"]) == list(first["alpha"])
+
+
+def test_stacked_fp8_experts_give_one_row_per_expert(tmp_path):
+    """A fused (experts, rows, cols) FP8 weight with (experts, row blocks, col blocks) scales: one row per expert."""
+    pytest.importorskip("compressed_tensors")
+    from compressed_tensors.entrypoints.convert.converters.fp8block_dequantizer import FP8BlockDequantizer
+
+    g = torch.Generator().manual_seed(3)
+    codes, scales = zip(*(qc.fp8_block_quantize(torch.randn(192, 256, generator=g) * 0.05) for _ in range(4)))
+    name = "model.layers.0.mlp.experts.down_proj"
+    tensors = {f"{name}.weight": torch.stack(codes), f"{name}.weight_scale_inv": torch.stack(scales),
+               "lm_head.weight": torch.randn(300, 256, generator=g).to(torch.bfloat16)}
+    config = {"model_type": "qwen3_moe", "quantization_config": {"quant_method": "fp8", "weight_block_size": [128, 128]}}
+    folder = qc.save_folder(tmp_path / "m", tensors, config)
+    d = htsr.analyze(folder)
+    dequantizer = FP8BlockDequantizer(dtype=torch.float32)
+    reference = {f"{name}[{e}]": dequantizer._create_dequantized_weight(codes[e], scales[e]).numpy() for e in range(4)}
+    assert set(d.loc[d["storage"] == "fp8_e4m3_block128", "longname"]) == set(reference)
+    assert_equals_dequantized(d, reference)
