@@ -325,9 +325,12 @@ void bind_extras(py::module_& m);
 
 }  // namespace
 
+void bind_dequant(py::module_& m);  // bindings/dequant.cpp
+
 PYBIND11_MODULE(_core, m) {
     bind_extras(m);
     bind_fit_quality(m);
+    bind_dequant(m);
     m.doc() = "htsr compiled core: batched ESDs, power-law fits and spectral metrics (no models, no tables).";
 
     m.def(

@@ -14,7 +14,7 @@ from ._native import core
 from . import options as option_table
 from .errors import Interrupted, LayerError, SourceError
 from .layers import (ANALYZABLE_TYPES, LayerEntry, LayerPlan, matrix_dims, plan_layer, rows_of_entry, split_slices,
-                     validate)
+                     storage_name, validate)
 from .results import COMPARE_COLUMNS, DESCRIBE_COLUMNS, failed_row, make_table, success_row
 from .options import Options
 from .selection import LayerSelection
@@ -170,8 +170,11 @@ def analyze(model, **options) -> pd.DataFrame:
     pandas.DataFrame with columns layer_id, name, longname, layer_type, N, M, Q, rf, num_evals,
     has_esd, sv_max, sv_min, lambda_max, rank_loss, weak_rank_loss, alpha, xmin, xmax, D, sigma,
     num_pl_spikes, status, warning, norm, log_norm, spectral_norm, log_spectral_norm,
-    alpha_weighted, log_alpha_norm, stable_rank, matrix_rank, entropy, dtype, precision, device,
-    rank_trusted, svd_fallback, message (why a failed row failed).
+    alpha_weighted, log_alpha_norm, stable_rank, matrix_rank, entropy, dtype, storage (how the file stores
+    the weights: 'bf16', 'fp32', ... for float tensors, the scheme of a quantized one such as
+    'fp8_e4m3_block128', 'mxfp4', 'gptq_int4_g128', 'awq_int4_g128', 'bnb_nf4_b64', 'mlx_int4_g64',
+    'ct_int4_group128', or the GGUF type such as 'q4_k'; quantized weights are analyzed dequantized, see
+    htsr.sources.quantized), precision, device, rank_trusted, svd_fallback, message (why a failed row failed).
     """
     return run_analysis(model, Options(**options))
 
@@ -257,7 +260,7 @@ def describe(model, **options) -> pd.DataFrame:
     a recurrent layer gives one row per gate, as in `analyze`.
 
     Parameters: layers, start_ids, min_evals, max_evals, max_N, pool, conv2d_norm, unsafe_pickle as in
-    `analyze`. Returns columns layer_id, name, longname, layer_type, N, M, Q, rf, num_evals, dtype."""
+    `analyze`. Returns columns layer_id, name, longname, layer_type, N, M, Q, rf, num_evals, dtype, storage."""
     refused = [name for name in options if name not in DESCRIBE_OPTIONS]
     if refused:
         raise TypeError(f"describe takes no option {', '.join(map(repr, refused))}; it takes {', '.join(DESCRIBE_OPTIONS)}")
@@ -270,5 +273,5 @@ def run_describe(model, opts: Options) -> pd.DataFrame:
     for entry, N, M, rf in sized_entries(model, opts):
         rows.append({"layer_id": entry.layer_id, "name": entry.name, "longname": entry.longname,
                      "layer_type": entry.layer_type, "N": N, "M": M, "Q": N / M, "rf": rf,
-                     "num_evals": M * rf, "dtype": entry.dtype})
+                     "num_evals": M * rf, "dtype": entry.dtype, "storage": storage_name(entry)})
     return pd.DataFrame(rows, columns=DESCRIBE_COLUMNS)

@@ -41,6 +41,7 @@ class LayerEntry:
     # the reference reads these weights as stored (numpy arrays, ONNX initializers), not through torch's .float():
     # the compatible facade then does not round float64 to float32
     read_as_stored: bool = False
+    storage: str = ""  # how the file stores the weights ('gptq_int4_g128', 'q4_1', ...); '' = as `dtype` says
 
 
 @dataclass
@@ -64,6 +65,16 @@ class LayerPlan:
 
 FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64", "float8_e4m3fn", "float8_e5m2")
 ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8, "float8_e4m3fn": 1, "float8_e5m2": 1}
+
+
+# The storage column of weights kept as a plain float type.
+PLAIN_STORAGE = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "float64": "fp64",
+                 "float8_e4m3fn": "fp8_e4m3", "float8_e5m2": "fp8_e5m2"}
+
+
+def storage_name(entry: LayerEntry) -> str:
+    """How the layer's weights are stored: the quantization scheme of a quantized one, else its float type."""
+    return entry.storage or PLAIN_STORAGE.get(entry.dtype, entry.dtype)
 
 
 def matrix_dims(entry: LayerEntry) -> Tuple[int, int, int]:

@@ -6,7 +6,7 @@ from typing import Dict, List
 import pandas as pd
 
 from .errors import LayerError
-from .layers import matrix_dims
+from .layers import matrix_dims, storage_name
 
 IDENTITY_COLUMNS = ["layer_id", "name", "longname", "layer_type", "N", "M", "Q", "rf"]
 SPECTRUM_COLUMNS = ["num_evals", "has_esd", "sv_max", "sv_min", "lambda_max", "rank_loss", "weak_rank_loss"]
@@ -35,9 +35,9 @@ OPTIONAL_COLUMNS = TPL_COLUMNS + FINGER_COLUMNS + CI_COLUMNS + GOF_COLUMNS + COM
     FARMS_COLUMNS + MP_COLUMNS + RANDOM_COLUMNS + DETX_COLUMNS + VECTOR_COLUMNS
 OPTIONAL_INTEGER_COLUMNS = ["num_spikes", "num_traps", "rand_num_spikes", "num_fingers", "detX_num", "num_ERG_spikes",
                             "ERG_gap", "farms_submatrices"]
-EXTRA_COLUMNS = ["dtype", "precision", "device", "rank_trusted", "svd_fallback", "message"]
+EXTRA_COLUMNS = ["dtype", "storage", "precision", "device", "rank_trusted", "svd_fallback", "message"]
 COLUMNS = IDENTITY_COLUMNS + SPECTRUM_COLUMNS + FIT_COLUMNS + METRIC_COLUMNS + EXTRA_COLUMNS
-DESCRIBE_COLUMNS = IDENTITY_COLUMNS + ["num_evals", "dtype"]
+DESCRIBE_COLUMNS = IDENTITY_COLUMNS + ["num_evals", "dtype", "storage"]
 INTEGER_COLUMNS = ["layer_id", "N", "M", "rf", "num_evals", "rank_loss", "weak_rank_loss", "num_pl_spikes",
                    "matrix_rank"]
 SUMMARY_METRICS = ["log_norm", "alpha", "alpha_weighted", "log_alpha_norm", "log_spectral_norm", "stable_rank"]
@@ -45,7 +45,7 @@ SUMMARY_METRICS = ["log_norm", "alpha", "alpha_weighted", "log_alpha_norm", "log
 
 def identity(entry, plan=None) -> Dict:
     row = {"layer_id": entry.layer_id, "name": entry.name, "longname": entry.longname,
-           "layer_type": entry.layer_type, "dtype": entry.dtype}
+           "layer_type": entry.layer_type, "dtype": entry.dtype, "storage": storage_name(entry)}
     row.update(entry.tags)
     if plan is not None:
         row.update(N=plan.N, M=plan.M, Q=plan.N / plan.M, rf=plan.rf)

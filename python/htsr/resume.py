@@ -33,7 +33,7 @@ MODEL_COLUMNS = ["model_source", "model_fingerprint"]  # analyze(out=...): which
 ARRAY_COLUMNS = ("esd", "rand_esd")  # kept in memory for return_esd / plots, never written
 JOURNAL_VERSION = 1
 BOOL_COLUMNS = ["has_esd", "rank_trusted", "svd_fallback"]
-TEXT_COLUMNS = ["name", "longname", "layer_type", "status", "warning", "dtype", "message", "fit_quality",
+TEXT_COLUMNS = ["name", "longname", "layer_type", "status", "warning", "dtype", "storage", "message", "fit_quality",
                 "warning_ci"]  # '' when empty
 OPTIONAL_TEXT_COLUMNS = ["precision"]  # NaN in failed rows
 

@@ -18,7 +18,7 @@ try:
 except ImportError:  # pragma: no cover
     from tests.reference import spec_reference as ref
 
-SKIP_COLUMNS = {"dtype", "message"}
+SKIP_COLUMNS = {"dtype", "storage", "message"}  # storage: the GGUF type here, float32 in the safetensors copy
 
 
 def random_k_blocks(rng, qtype, rows, cols, scale_offsets):
@@ -115,6 +115,15 @@ def test_hf_names_and_types(gguf_path):
     assert types["model.embed_tokens"] == "embedding"
     assert types["model.layers.0.mlp.down_proj"] == "dense"
     assert (d["status"] == "success").all(), d[["longname", "message"]]
+
+
+def test_storage_column_names_the_gguf_type(gguf_path, tensors):
+    d = htsr.analyze(gguf_path)
+    storage = dict(zip(d["longname"], d["storage"]))
+    expected = {HF_NAMES[n][: -len(".weight")]: qtype.name.lower() if qtype is not None else
+                {"float32": "fp32", "float16": "fp16"}[arr.dtype.name]
+                for n, (arr, qtype, _) in tensors.items() if "norm" not in n}
+    assert storage == expected  # e.g. 'q4_k' for lm_head, 'fp16' for q_proj
 
 
 def test_same_rows_as_safetensors_of_the_dequantized_weights(gguf_path, tensors, tmp_path):

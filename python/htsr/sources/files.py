@@ -10,6 +10,7 @@ from ..errors import SourceError
 from ..layers import UNKNOWN, LayerEntry
 from .header_problems import with_header_problems
 from .model_order import in_model_order
+from .quantized import read_quant_config, resolve_quantized
 from .safetensors_file import SafetensorsFile
 from .shard_index import read_shard_index, shard_paths
 from .state_dict import entries_from_tensors, layer_names
@@ -48,23 +49,32 @@ def iter_path(path: str, start_ids: int = 0) -> Iterator[LayerEntry]:
     weight_map = index_map(path)
     by_name = {os.path.normpath(os.path.relpath(f.path, path)): f for f in files} if weight_map else {}
     # tensors the index lists but its shard does not hold: a failed row each, naming shard and tensor
-    absent = [(k, s) for k, s in weight_map.items() if s in by_name and k not in by_name[s].tensors]
-    # the tensors of every shard in model order: the writer stores them sorted by name
-    items = in_model_order(item for f in files for item in f.items())
+    absent = {k: f"{os.path.join(path, s)}: tensor '{k}' is listed in {INDEX_NAME} but not stored in this shard"
+              for k, s in weight_map.items() if s in by_name and k not in by_name[s].tensors}
     # tensors the header shows unreadable (unknown dtype, impossible shape, past the end): failed rows
     problems = {key: message for f in files for key, message in f.problems.items()}
     unusable = {key for f in files for key in f.unusable_shapes}
+    # quantized weights become their dequantized matrices (sources/quantized); companions are consumed
+    quantized = resolve_quantized([item for f in files for item in f.items()], read_quant_config(path), problems,
+                                  absent)
+    problems.update(quantized.problems)
+    unusable |= quantized.unknown_shapes
+    storage = {layer_names(key)[1]: name for key, name in quantized.storage.items()}
+    # the tensors of every shard in model order: the writer stores them sorted by name
+    items = in_model_order(quantized.items)
 
     def entries():
         last = start_ids - 1
         for entry in with_header_problems(entries_from_tensors(items, start_ids), problems, unusable):
             last = entry.layer_id
+            entry.storage = storage.get(entry.longname, "")
             yield entry
-        for key, shard in absent:
+        for key, message in absent.items():
+            if key in quantized.consumed:
+                continue  # a quantized layer's companion: that layer's row says it is missing
             last += 1
             name, longname = layer_names(key)
-            yield LayerEntry(last, name, longname, UNKNOWN, (), "float32", lambda: None,
-                             error=f"{os.path.join(path, shard)}: tensor '{key}' is listed in "
-                                   f"{INDEX_NAME} but not stored in this shard")
+            yield LayerEntry(last, name, longname, UNKNOWN, (), "float32", lambda: None, error=message,
+                             storage="unknown")
 
     return entries()

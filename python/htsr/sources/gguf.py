@@ -6,6 +6,7 @@ file, or stored in a type the package cannot dequantize, fails its own row and n
 other tensors are analyzed. Layers come in model order (sources/model_order.py), not the file's name order."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -18,7 +19,7 @@ from ..errors import SourceError
 from ..layers import LayerEntry
 from .header_problems import impossible_shape, with_header_problems
 from .model_order import in_model_order
-from .state_dict import entries_from_tensors
+from .state_dict import entries_from_tensors, layer_names
 
 GGUF_MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
@@ -236,4 +237,8 @@ def iter_gguf(path: str, start_ids: int = 0) -> Iterator[LayerEntry]:
     items = in_model_order(f.items())
     problems = {hf_name(name): message for name, message in f.problems.items()}
     unusable = {hf_name(name) for name in f.unusable_shapes}
-    return with_header_problems(entries_from_tensors(items, start_ids), problems, unusable)
+    # the storage column: the GGUF type of quantized tensors ('q4_1'), float types as their dtype says
+    storage = {layer_names(hf_name(name))[1]: f.type_name(code).lower() for name, _, code, _ in f.tensors
+               if f.dtype_name(code) == "float32" and code != 0}
+    entries = with_header_problems(entries_from_tensors(items, start_ids), problems, unusable)
+    return (dataclasses.replace(e, storage=storage.get(e.longname, "")) for e in entries)

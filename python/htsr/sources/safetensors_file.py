@@ -23,15 +23,19 @@ _DTYPES = {
     "BF16": (np.int16, "bfloat16"),
     "F8_E4M3": (np.uint8, "float8_e4m3fn"),
     "F8_E5M2": (np.uint8, "float8_e5m2"),
+    "F8_E8M0": (np.uint8, "float8_e8m0fnu"),  # power-of-two scales (ue8m0 fine-grained FP8)
     "I64": (np.int64, "int64"),
     "I32": (np.int32, "int32"),
     "I16": (np.int16, "int16"),
     "I8": (np.int8, "int8"),
     "U8": (np.uint8, "uint8"),
+    "U16": (np.uint16, "uint16"),
+    "U32": (np.uint32, "uint32"),  # MLX packs quantized codes in uint32
+    "U64": (np.uint64, "uint64"),
     "BOOL": (np.bool_, "bool"),
 }
 _MAX_HEADER = 100 * 1024 * 1024
-TAGGED = ("bfloat16", "float8_e4m3fn", "float8_e5m2")  # stored as integers, decoded inside the core
+TAGGED = ("bfloat16", "float8_e4m3fn", "float8_e5m2", "float8_e8m0fnu")  # stored as integers, decoded inside the core
 
 
 class SafetensorsFile:
