@@ -286,8 +286,11 @@ void bind_extras(py::module_& m);
 
 }  // namespace
 
+void bind_gguf(py::module_& m);  // bindings/gguf.cpp
+
 PYBIND11_MODULE(_core, m) {
     bind_extras(m);
+    bind_gguf(m);
     m.doc() = "htsr compiled core: batched ESDs, power-law fits and spectral metrics (no models, no tables).";
 
     m.def(
