@@ -15,7 +15,7 @@ import pandas as pd
 from ._native import core
 from .errors import LayerError, SourceError
 from .layers import ANALYZABLE_TYPES, LayerEntry, LayerPlan, matrix_dims, plan_layer, split_slices, validate
-from .results import DESCRIBE_COLUMNS, failed_row, make_table, success_row
+from .results import DESCRIBE_COLUMNS, MOE_COLUMNS, failed_row, has_moe_rows, make_table, success_row
 from .selection import LayerSelection
 from .sources import iter_layers
 
@@ -271,9 +271,16 @@ def analyze(
         '<param>[<gate>]' with longname e.g. 'lstm.weight_ih_l0[f]', 'lstm.weight_hh_l1_reverse[o]', layer_type
         'lstm' / 'gru' / 'rnn'; an LSTM's projection weight_hr_l<k> is one 'lstm' row. Gate rows share the
         layer_id of their module (module) or of their stacked tensor (state dict, file). Biases are ignored.
+        Mixtures of experts (sources/experts.py): one row per expert matrix, per-expert tensors
+        ('...experts.17.gate_proj', Mixtral's '...experts.5.w1') and fused stacks alike (gpt-oss, Llama-4,
+        GGUF *_exps, transformers' expert modules: cut per expert, a fused gate_up_proj into gate_proj and
+        up_proj, named as the per-expert layout); routers ('mlp.gate', 'block_sparse_moe.gate', 'router', GGUF
+        ffn_gate_inp) have layer_type 'router'. Such a model's table adds columns block (Int64, the block index
+        in the name), expert (Int64, NA except for routed experts) and role ('expert', 'shared_expert', 'router'
+        or 'dense'); htsr.summary adds the means per role.
     layers : ids (negative ids exclude), name regexes (matched against longname; a '-' prefix
         excludes; a longname written out exactly also matches, brackets included) and/or layer types ('dense',
-        'conv1d', 'conv2d', 'embedding', 'lstm', 'gru', 'rnn'). Default: all.
+        'conv1d', 'conv2d', 'embedding', 'lstm', 'gru', 'rnn', 'router'). Default: all.
     min_evals, max_evals, max_N : size filters (spec §1). No upper caps by default.
     pool : pool the eigenvalues of Conv2D slices into one ESD (default); False: one row per slice
         (column slice_id), each scaled by sqrt(rf/2) under conv2d_norm, as the reference's unpooled mode.
@@ -350,7 +357,7 @@ def analyze(
     has_esd, sv_max, sv_min, lambda_max, rank_loss, weak_rank_loss, alpha, xmin, xmax, D, sigma,
     num_pl_spikes, status, warning, norm, log_norm, spectral_norm, log_spectral_norm,
     alpha_weighted, log_alpha_norm, stable_rank, matrix_rank, entropy, dtype, precision, device,
-    rank_trusted, svd_fallback, message (why a failed row failed).
+    rank_trusted, svd_fallback, message (why a failed row failed); block, expert, role for a mixture of experts.
     """
     opts = Options(min_evals, max_evals, max_N, pool, conv2d_norm, xmax, tolerance, precision, method, small_n,
                    _float32_weights, bool(mp_fit), bool(randomize),
@@ -423,12 +430,16 @@ def describe(model, *, layers=None, min_evals: int = 8, max_evals: Optional[int]
     a recurrent layer gives one row per gate, as in `analyze`.
 
     Parameters are those of `analyze`. Returns columns layer_id, name, longname, layer_type, N, M,
-    Q, rf, num_evals, dtype."""
+    Q, rf, num_evals, dtype (and block, expert, role for a mixture of experts, as `analyze`)."""
     opts = Options(min_evals=min_evals, max_evals=max_evals, max_N=max_N, conv2d_norm=conv2d_norm)
     rows = []
     for entry, N, M, rf in sized_entries(model, layers, opts, start_ids, _exact_names,
                                          reference_layout=_reference_layout):
         rows.append({"layer_id": entry.layer_id, "name": entry.name, "longname": entry.longname,
                      "layer_type": entry.layer_type, "N": N, "M": M, "Q": N / M, "rf": rf,
-                     "num_evals": M * rf, "dtype": entry.dtype})
-    return pd.DataFrame(rows, columns=DESCRIBE_COLUMNS)
+                     "num_evals": M * rf, "dtype": entry.dtype, **entry.tags})
+    moe = MOE_COLUMNS if has_moe_rows(rows) else []
+    table = pd.DataFrame(rows, columns=DESCRIBE_COLUMNS + moe)
+    for col in moe[:2]:
+        table[col] = table[col].astype("Int64")
+    return table
