@@ -2,6 +2,8 @@
 // Each decodes `n` consecutive blocks from `src` into `out`; the float32 arithmetic follows the gguf package's
 // numpy expressions operation by operation (these files are compiled without FMA contraction), so every value
 // is bitwise the package's; only which NaN payload a NaN carries may differ (htsr refuses NaN weights anyway).
+// Definitions mark src and out __restrict (they never overlap) where that measured faster: the compiler then
+// vectorizes without run-time alias checks (2x on Q4_0/Q4_1 and the K-quants; no gain or a loss on the others).
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -26,7 +28,9 @@ inline std::uint8_t ksign(std::uint32_t index7) {
     const std::uint32_t parity = static_cast<std::uint32_t>(__builtin_popcount(index7 & 0x7fu)) & 1u;
     return static_cast<std::uint8_t>((index7 & 0x7fu) | (parity << 7));
 }
-inline float sign_of(std::uint8_t signs, int bit) { return (signs >> bit) & 1u ? -1.0f : 1.0f; }
+// +-1 from a table, multiplied as numpy multiplies: no branch on random sign bits, and a NaN keeps its sign.
+inline constexpr float kSigns[2] = {1.0f, -1.0f};
+inline float sign_of(std::uint8_t signs, int bit) { return kSigns[(signs >> bit) & 1u]; }
 
 // 32-element formats (gguf_dequant_legacy.cpp)
 void q4_0(const std::uint8_t*, std::int64_t, float*, const GGMLGrid&);

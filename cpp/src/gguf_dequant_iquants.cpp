@@ -11,7 +11,7 @@ constexpr float kIQ1Delta = 0.125f;
 
 }  // namespace
 
-void iq2_xxs(const std::uint8_t* src, std::int64_t n, float* out, const GGMLGrid& grid) {
+void iq2_xxs(const std::uint8_t* __restrict src, std::int64_t n, float* __restrict out, const GGMLGrid& grid) {
     for (std::int64_t b = 0; b < n; ++b, src += 66, out += kSuper) {
         const float d = half(src);
         for (int ib = 0; ib < 8; ++ib) {
@@ -27,7 +27,7 @@ void iq2_xxs(const std::uint8_t* src, std::int64_t n, float* out, const GGMLGrid
     }
 }
 
-void iq2_xs(const std::uint8_t* src, std::int64_t n, float* out, const GGMLGrid& grid) {
+void iq2_xs(const std::uint8_t* __restrict src, std::int64_t n, float* __restrict out, const GGMLGrid& grid) {
     for (std::int64_t b = 0; b < n; ++b, src += 74, out += kSuper) {
         const float d = half(src);
         const std::uint8_t* scales = src + 66;
@@ -44,7 +44,7 @@ void iq2_xs(const std::uint8_t* src, std::int64_t n, float* out, const GGMLGrid&
     }
 }
 
-void iq2_s(const std::uint8_t* src, std::int64_t n, float* out, const GGMLGrid& grid) {
+void iq2_s(const std::uint8_t* __restrict src, std::int64_t n, float* __restrict out, const GGMLGrid& grid) {
     for (std::int64_t b = 0; b < n; ++b, src += 82, out += kSuper) {
         const float d = half(src);
         const std::uint8_t* qs = src + 2;
@@ -64,7 +64,7 @@ void iq2_s(const std::uint8_t* src, std::int64_t n, float* out, const GGMLGrid& 
     }
 }
 
-void iq3_xxs(const std::uint8_t* src, std::int64_t n, float* out, const GGMLGrid& grid) {
+void iq3_xxs(const std::uint8_t* __restrict src, std::int64_t n, float* __restrict out, const GGMLGrid& grid) {
     for (std::int64_t b = 0; b < n; ++b, src += 98, out += kSuper) {
         const float d = half(src);
         const std::uint8_t* qs = src + 2;
@@ -82,7 +82,7 @@ void iq3_xxs(const std::uint8_t* src, std::int64_t n, float* out, const GGMLGrid
     }
 }
 
-void iq3_s(const std::uint8_t* src, std::int64_t n, float* out, const GGMLGrid& grid) {
+void iq3_s(const std::uint8_t* __restrict src, std::int64_t n, float* __restrict out, const GGMLGrid& grid) {
     for (std::int64_t b = 0; b < n; ++b, src += 110, out += kSuper) {
         const float d = half(src);
         const std::uint8_t* qs = src + 2;
@@ -104,7 +104,7 @@ void iq3_s(const std::uint8_t* src, std::int64_t n, float* out, const GGMLGrid& 
     }
 }
 
-void iq1_s(const std::uint8_t* src, std::int64_t n, float* out, const GGMLGrid& grid) {
+void iq1_s(const std::uint8_t* __restrict src, std::int64_t n, float* __restrict out, const GGMLGrid& grid) {
     for (std::int64_t b = 0; b < n; ++b, src += 50, out += kSuper) {
         const float d = half(src);
         const std::uint8_t* qs = src + 2;
@@ -121,7 +121,7 @@ void iq1_s(const std::uint8_t* src, std::int64_t n, float* out, const GGMLGrid& 
     }
 }
 
-void iq1_m(const std::uint8_t* src, std::int64_t n, float* out, const GGMLGrid& grid) {
+void iq1_m(const std::uint8_t* __restrict src, std::int64_t n, float* __restrict out, const GGMLGrid& grid) {
     for (std::int64_t b = 0; b < n; ++b, src += 56, out += kSuper) {
         const std::uint8_t* qs = src;
         const std::uint8_t* qh = src + 32;

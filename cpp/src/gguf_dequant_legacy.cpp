@@ -43,7 +43,7 @@ const UE4M3Table& ue4m3_table() {
 
 }  // namespace
 
-void q4_0(const std::uint8_t* src, std::int64_t n, float* out, const GGMLGrid&) {
+void q4_0(const std::uint8_t* __restrict src, std::int64_t n, float* __restrict out, const GGMLGrid&) {
     for (std::int64_t b = 0; b < n; ++b, src += 18, out += 32) {
         const float d = half(src);
         const std::uint8_t* qs = src + 2;
@@ -54,7 +54,7 @@ void q4_0(const std::uint8_t* src, std::int64_t n, float* out, const GGMLGrid&) 
     }
 }
 
-void q4_1(const std::uint8_t* src, std::int64_t n, float* out, const GGMLGrid&) {
+void q4_1(const std::uint8_t* __restrict src, std::int64_t n, float* __restrict out, const GGMLGrid&) {
     for (std::int64_t b = 0; b < n; ++b, src += 20, out += 32) {
         const float d = half(src), m = half(src + 2);
         const std::uint8_t* qs = src + 4;
@@ -101,7 +101,7 @@ void q5_1(const std::uint8_t* src, std::int64_t n, float* out, const GGMLGrid&) 
     }
 }
 
-void q8_0(const std::uint8_t* src, std::int64_t n, float* out, const GGMLGrid&) {
+void q8_0(const std::uint8_t* __restrict src, std::int64_t n, float* __restrict out, const GGMLGrid&) {
     for (std::int64_t b = 0; b < n; ++b, src += 34, out += 32) {
         const float d = half(src);
         for (int k = 0; k < 32; ++k) out[k] = static_cast<float>(static_cast<std::int8_t>(src[2 + k])) * d;
