@@ -326,11 +326,13 @@ void bind_extras(py::module_& m);
 }  // namespace
 
 void bind_dequant(py::module_& m);  // bindings/dequant.cpp
+void bind_gguf(py::module_& m);     // bindings/gguf.cpp
 
 PYBIND11_MODULE(_core, m) {
     bind_extras(m);
     bind_fit_quality(m);
     bind_dequant(m);
+    bind_gguf(m);
     m.doc() = "htsr compiled core: batched ESDs, power-law fits and spectral metrics (no models, no tables).";
 
     m.def(

@@ -15,7 +15,8 @@ from . import options as option_table
 from .errors import Interrupted, LayerError, SourceError
 from .layers import (ANALYZABLE_TYPES, LayerEntry, LayerPlan, matrix_dims, plan_layer, rows_of_entry, split_slices,
                      storage_name, validate)
-from .results import COMPARE_COLUMNS, DESCRIBE_COLUMNS, failed_row, make_table, success_row
+from .results import (COMPARE_COLUMNS, DESCRIBE_COLUMNS, MOE_COLUMNS, failed_row, has_moe_rows, make_table,
+                      success_row)
 from .options import Options
 from .selection import LayerSelection
 from .sources import iter_layers
@@ -163,6 +164,13 @@ def analyze(model, **options) -> pd.DataFrame:
         '<param>[<gate>]' with longname e.g. 'lstm.weight_ih_l0[f]', 'lstm.weight_hh_l1_reverse[o]', layer_type
         'lstm' / 'gru' / 'rnn'; an LSTM's projection weight_hr_l<k> is one 'lstm' row. Gate rows share the
         layer_id of their module (module) or of their stacked tensor (state dict, file). Biases are ignored.
+        Mixtures of experts (sources/experts.py): one row per expert matrix, per-expert tensors
+        ('...experts.17.gate_proj', Mixtral's '...experts.5.w1') and fused stacks alike (gpt-oss, Llama-4,
+        GGUF *_exps, transformers' expert modules: cut per expert, a fused gate_up_proj into gate_proj and
+        up_proj, named as the per-expert layout); routers ('mlp.gate', 'block_sparse_moe.gate', 'router', GGUF
+        ffn_gate_inp) have layer_type 'router'. Such a model's table adds columns block (Int64, the block index
+        in the name), expert (Int64, NA except for routed experts) and role ('expert', 'shared_expert', 'router'
+        or 'dense'); htsr.summary adds the means per role.
 {options}
 
     Returns
@@ -174,7 +182,8 @@ def analyze(model, **options) -> pd.DataFrame:
     the weights: 'bf16', 'fp32', ... for float tensors, the scheme of a quantized one such as
     'fp8_e4m3_block128', 'mxfp4', 'gptq_int4_g128', 'awq_int4_g128', 'bnb_nf4_b64', 'mlx_int4_g64',
     'ct_int4_group128', or the GGUF type such as 'q4_k'; quantized weights are analyzed dequantized, see
-    htsr.sources.quantized), precision, device, rank_trusted, svd_fallback, message (why a failed row failed).
+    htsr.sources.quantized), precision, device, rank_trusted, svd_fallback, message (why a failed row failed); block, expert,
+    role for a mixture of experts.
     """
     return run_analysis(model, Options(**options))
 
@@ -273,5 +282,9 @@ def run_describe(model, opts: Options) -> pd.DataFrame:
     for entry, N, M, rf in sized_entries(model, opts):
         rows.append({"layer_id": entry.layer_id, "name": entry.name, "longname": entry.longname,
                      "layer_type": entry.layer_type, "N": N, "M": M, "Q": N / M, "rf": rf,
-                     "num_evals": M * rf, "dtype": entry.dtype, "storage": storage_name(entry)})
-    return pd.DataFrame(rows, columns=DESCRIBE_COLUMNS)
+                     "num_evals": M * rf, "dtype": entry.dtype, "storage": storage_name(entry), **entry.tags})
+    moe = MOE_COLUMNS if has_moe_rows(rows) else []
+    table = pd.DataFrame(rows, columns=DESCRIBE_COLUMNS + moe)
+    for col in moe[:2]:
+        table[col] = table[col].astype("Int64")
+    return table

@@ -14,9 +14,11 @@ DENSE, CONV1D, CONV2D, EMBEDDING, NORM, UNKNOWN = "dense", "conv1d", "conv2d", "
 # One gate matrix of a recurrent layer (torch nn.LSTM / nn.GRU / nn.RNN and their cells): see sources/recurrent.py.
 LSTM, GRU, RNN = "lstm", "gru", "rnn"
 RECURRENT_TYPES = (LSTM, GRU, RNN)
+# A mixture-of-experts router (gate) matrix: experts x hidden (see sources/experts.py).
+ROUTER = "router"
 # The types weightwatcher 0.7.7 analyzes (the compatible facade selects and reports only these).
 REFERENCE_TYPES = (DENSE, CONV1D, CONV2D, EMBEDDING)
-ANALYZABLE_TYPES = REFERENCE_TYPES + RECURRENT_TYPES
+ANALYZABLE_TYPES = REFERENCE_TYPES + RECURRENT_TYPES + (ROUTER,)
 
 # A matrix as the core takes it: a 2-D float array, (int16/uint16 array, "bfloat16"), or
 # (uint8 array, "float8_e4m3fn" | "float8_e5m2").

@@ -71,7 +71,7 @@ OPTIONS: Dict[str, Option] = {
     # --- which layers, and how the model is read
     "layers": Option(None, SOURCE, "ids (negative ids exclude), name regexes (matched against longname; a '-' "
                      "prefix excludes; a longname written out exactly also matches, brackets included) and/or layer "
-                     "types ('dense', 'conv1d', 'conv2d', 'embedding', 'lstm', 'gru', 'rnn'). Default: all."),
+                     "types ('dense', 'conv1d', 'conv2d', 'embedding', 'lstm', 'gru', 'rnn', 'router'). Default: all."),
     "start_ids": Option(0, SOURCE, "the first layer id (0 or 1).", check=_int_at_least(0)),
     "min_evals": Option(8, SOURCE, "skip layers with fewer eigenvalues (M*rf) (spec §1)."),
     "max_evals": Option(None, SOURCE, "skip layers with more eigenvalues; None: no cap."),

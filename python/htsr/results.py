@@ -41,6 +41,16 @@ DESCRIBE_COLUMNS = IDENTITY_COLUMNS + ["num_evals", "dtype", "storage"]
 INTEGER_COLUMNS = ["layer_id", "N", "M", "rf", "num_evals", "rank_loss", "weak_rank_loss", "num_pl_spikes",
                    "matrix_rank"]
 SUMMARY_METRICS = ["log_norm", "alpha", "alpha_weighted", "log_alpha_norm", "log_spectral_norm", "stable_rank"]
+# Mixture-of-experts models only (sources/experts.py): block index, expert index (Int64, NA where none), role.
+MOE_COLUMNS = ["block", "expert", "role"]
+# role -> the prefix of its summary keys
+SUMMARY_GROUPS = {"dense": "dense", "expert": "experts", "shared_expert": "shared_experts", "router": "routers"}
+
+
+def has_moe_rows(rows: List[Dict]) -> bool:
+    """Whether the block / expert / role columns belong in the table: some row is an expert, a shared expert or a
+    router (every row carries a role, 'dense' for the others; sources/experts.py)."""
+    return any(r.get("role", "dense") != "dense" for r in rows)
 
 
 def identity(entry, plan=None) -> Dict:
@@ -95,10 +105,11 @@ def success_row(plan, result: Dict, precision: str, device: str = "cpu") -> Dict
 
 def make_table(rows: List[Dict]) -> pd.DataFrame:
     extra = [c for c in OPTIONAL_COLUMNS if any(c in r for r in rows)]
-    optional = [c for c in ("slice_id", "component", "Xflag", "esd", "rand_esd") if any(c in r for r in rows)]
+    moe = MOE_COLUMNS if has_moe_rows(rows) else []
+    optional = moe + [c for c in ("slice_id", "component", "Xflag", "esd", "rand_esd") if any(c in r for r in rows)]
     columns = COLUMNS[:COLUMNS.index("dtype")] + extra + COLUMNS[COLUMNS.index("dtype"):] + optional
     table = pd.DataFrame(rows, columns=columns)
-    for col in INTEGER_COLUMNS + [c for c in OPTIONAL_INTEGER_COLUMNS if c in extra]:  # failed rows leave gaps: keep integers integral (nullable) anyway
+    for col in INTEGER_COLUMNS + [c for c in OPTIONAL_INTEGER_COLUMNS if c in extra] + moe[:2]:  # failed rows leave gaps: keep integers integral (nullable) anyway
         table[col] = table[col].astype("int64" if table[col].notna().all() else "Int64")
     if len(table):
         table = table.sort_values(["layer_id"] + (["slice_id"] if "slice_id" in table else []),
@@ -118,11 +129,19 @@ def warned(details: pd.DataFrame) -> pd.Series:
 def summary(details: pd.DataFrame) -> Dict[str, float]:
     """Means over the successfully analyzed layers of log_norm, alpha, alpha_weighted,
     log_alpha_norm, log_spectral_norm and stable_rank (and mp_softrank when present); with a fit_quality
-    column (gof / compare_fits), also share_<verdict> for each verdict: the share of those layers with it."""
+    column (gof / compare_fits), also share_<verdict> for each verdict: the share of those layers with it.
+
+    A mixture-of-experts table (column `role`) also gets the same means per role, as keys prefixed
+    'dense_', 'experts_', 'shared_experts_' and 'routers_' (e.g. 'experts_alpha'), for the roles it has."""
     ok = details[details["status"] == "success"] if "status" in details else details
-    metrics = SUMMARY_METRICS + (["mp_softrank"] if "mp_softrank" in details else [])
-    out = {m: float(ok[m].mean()) for m in metrics if m in ok}
+    metrics = [m for m in SUMMARY_METRICS + (["mp_softrank"] if "mp_softrank" in details else []) if m in ok]
+    out = {m: float(ok[m].mean()) for m in metrics}
     if "fit_quality" in ok:
         counts = ok["fit_quality"].value_counts()
         out.update({f"share_{v}": float(counts.get(v, 0) / len(ok)) if len(ok) else float("nan") for v in VERDICTS})
+    if "role" in details and (details["role"] != "dense").any():
+        for role, prefix in SUMMARY_GROUPS.items():
+            group = ok[ok["role"] == role]
+            if (details["role"] == role).any():
+                out.update({f"{prefix}_{m}": float(group[m].mean()) for m in metrics})
     return out

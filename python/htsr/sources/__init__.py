@@ -40,9 +40,12 @@ def _iter_model(model, start_ids: int = 0, **options) -> Iterator[LayerEntry]:
     entries = _iter_source(model, start_ids, **options)
     if reference_layout:
         return entries
+    from .experts import split_experts
+    from .model_config import model_config
     from .recurrent import split_recurrent
 
-    return split_recurrent(entries)  # stacked recurrent tensors of state dicts and files: one row per gate
+    entries = split_recurrent(entries)  # stacked recurrent tensors of state dicts and files: one row per gate
+    return split_experts(entries, model_config(model))  # one row per expert, routers typed 'router'
 
 
 def _iter_source(model, start_ids: int = 0, **options) -> Iterator[LayerEntry]:

@@ -1,5 +1,11 @@
-"""GGUF files (llama.cpp): tensors read one at a time from a memory map, dequantized with the `gguf`
-package (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, K-quants, ...), named as in Hugging Face.
+"""GGUF files (llama.cpp): tensors read one at a time from a memory map, named as in Hugging Face. Quantized
+tensors are dequantized in the core (htsr.core.gguf_dequantize: every block type of gguf 0.19, bit for bit as
+the `gguf` package's numpy dequantizers); a type the core lacks goes through the package.
+
+Mixture-of-experts tensors keep their stacked layout here ('blk.3.ffn_gate_exps.weight', experts x rows x cols,
+-> 'model.layers.3.mlp.experts.gate_proj'); sources/experts.py cuts them into one row per expert, each loading
+only its own slice (`leading_slice`). Routers ('ffn_gate_inp') become 'mlp.gate', shared experts ('*_shexp')
+'mlp.shared_expert(s).*_proj' (DeepSeek's plural).
 
 The header is parsed here (not with gguf.GGUFReader) so that a tensor lying past the end of a truncated
 file, or stored in a type the package cannot dequantize, fails its own row and names itself, while the
@@ -15,6 +21,7 @@ from typing import Dict, Iterator, List, Set, Tuple
 
 import numpy as np
 
+from .._native import core
 from ..errors import SourceError
 from ..layers import LayerEntry
 from .header_problems import impossible_shape, with_header_problems
@@ -34,20 +41,51 @@ _BLOCK_NAMES = {
     "attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
     "ffn_down": "mlp.down_proj", "attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm",
     "attn_q_norm": "self_attn.q_norm", "attn_k_norm": "self_attn.k_norm",
+    # mixture of experts (qwen2moe, qwen3moe, deepseek2, mixtral-as-llama, gpt-oss, llama4, ...)
+    "ffn_gate_inp": "mlp.gate", "ffn_gate_exps": "mlp.experts.gate_proj", "ffn_up_exps": "mlp.experts.up_proj",
+    "ffn_down_exps": "mlp.experts.down_proj", "ffn_gate_shexp": "mlp.{shared}.gate_proj",
+    "ffn_up_shexp": "mlp.{shared}.up_proj", "ffn_down_shexp": "mlp.{shared}.down_proj",
+    "ffn_gate_inp_shexp": "mlp.shared_expert_gate",
 }
+# Architectures whose Hugging Face modules name the shared experts in the plural.
+_PLURAL_SHARED = ("deepseek", "deepseek2", "glm4moe", "kimi")
 _TOP_NAMES = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
 _BLOCK = re.compile(r"^blk\.(\d+)\.([a-z0-9_]+)\.(weight|bias)$")
+# older Mixtral GGUFs: one tensor per expert, 'blk.3.ffn_gate.7.weight'
+_PER_EXPERT = re.compile(r"^blk\.(\d+)\.ffn_(gate|up|down)\.(\d+)\.(weight|bias)$")
 
 
-def hf_name(gguf_name: str) -> str:
+def hf_name(gguf_name: str, architecture: str = "") -> str:
     """'blk.3.attn_q.weight' -> 'model.layers.3.self_attn.q_proj.weight'; unknown names are kept."""
     m = _BLOCK.match(gguf_name)
     if m and m.group(2) in _BLOCK_NAMES:
-        return f"model.layers.{m.group(1)}.{_BLOCK_NAMES[m.group(2)]}.{m.group(3)}"
+        shared = "shared_experts" if architecture in _PLURAL_SHARED else "shared_expert"
+        return f"model.layers.{m.group(1)}.{_BLOCK_NAMES[m.group(2)].format(shared=shared)}.{m.group(3)}"
+    m = _PER_EXPERT.match(gguf_name)
+    if m:
+        return f"model.layers.{m.group(1)}.mlp.experts.{m.group(3)}.{m.group(2)}_proj.{m.group(4)}"
     stem, _, suffix = gguf_name.rpartition(".")
     if stem in _TOP_NAMES and suffix in ("weight", "bias"):
         return f"{_TOP_NAMES[stem]}.{suffix}"
     return gguf_name
+
+
+def _core_formats() -> Dict[int, dict]:
+    """GGML type code -> block format, for the types the core dequantizes."""
+    global _CORE_FORMATS
+    if _CORE_FORMATS is None:
+        _CORE_FORMATS = core.gguf_block_formats()
+    return _CORE_FORMATS
+
+
+_CORE_FORMATS = None
+
+
+def _package_grid(quants, qtype) -> np.ndarray:
+    """The codebook of an IQ1/IQ2/IQ3 type, from the gguf package (the core keeps no copy)."""
+    traits = quants._type_traits[qtype]
+    traits.init_grid()
+    return np.ascontiguousarray(traits.grid.reshape(traits.grid.shape[-2:]), dtype=np.float32)
 
 
 def _gguf_package():
@@ -216,18 +254,47 @@ class GGUFFile:
             return (raw.view(np.int16).reshape(shape), "bfloat16")
         if qtype.name in ("I8", "I16", "I32", "I64"):
             return raw.view(np.dtype(qtype.name.replace("I", "int"))).reshape(shape)
+        core_format = _core_formats().get(code)
+        if core_format is not None:
+            grid = _package_grid(quants, qtype) if core_format["grid_shape"][0] else None
+            try:
+                return core.gguf_dequantize(raw, code, shape, grid)
+            except ValueError as e:  # sizes are checked with the header: this is a corrupt entry
+                raise SourceError(f"{where}: {e}") from None
         try:
             rows = raw.reshape(-1, shape[-1] // block * type_size)
             return np.asarray(quants.dequantize(rows, qtype), dtype=np.float32).reshape(shape)
         except NotImplementedError:
-            raise SourceError(f"{where} is stored as {qtype.name}, which the gguf package cannot dequantize "
-                              "(supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K, ...)") from None
+            raise SourceError(f"{where} is stored as {qtype.name}, which neither htsr nor the gguf package can "
+                              "dequantize (supported: F32, F16, BF16, F64, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K, "
+                              "IQ1_S..IQ4_XS, TQ1_0, TQ2_0, MXFP4, NVFP4)") from None
 
     def items(self) -> Iterator[Tuple[str, Tuple[int, ...], str, object]]:
         """(Hugging Face-style key, shape, dtype_name, loader) for every tensor, in file order."""
         for name, shape, code, offset in self.tensors:
-            yield (hf_name(name), shape, self.dtype_name(code),
-                   lambda n=name, s=shape, c=code, o=offset: self.load(n, s, c, o))
+            yield hf_name(name, self.architecture), shape, self.dtype_name(code), TensorLoader(self, name, shape, code, offset)
+
+    @property
+    def architecture(self) -> str:
+        value = self.metadata.get("general.architecture", "")
+        return value if isinstance(value, str) else ""
+
+
+class TensorLoader:
+    """Loads one tensor of a GGUFFile; `leading_slice(i)` loads slice i of its first axis alone (one expert of a
+    stacked *_exps tensor: only that slice's bytes are read and dequantized)."""
+
+    def __init__(self, file: GGUFFile, name: str, shape: Tuple[int, ...], code: int, offset: int):
+        self.file, self.name, self.shape, self.code, self.offset = file, name, shape, code, offset
+
+    def __call__(self):
+        return self.file.load(self.name, self.shape, self.code, self.offset)
+
+    def leading_slice(self, index: int):
+        _, sizes, GGMLQuantizationType = _gguf_package()
+        block, type_size = sizes[GGMLQuantizationType(self.code)]
+        slice_bytes = math.prod(self.shape[1:]) // block * type_size
+        return self.file.load(self.name, self.shape[1:], self.code, self.offset + index * slice_bytes)
 
 
 def iter_gguf(path: str, start_ids: int = 0) -> Iterator[LayerEntry]:
@@ -235,10 +302,15 @@ def iter_gguf(path: str, start_ids: int = 0) -> Iterator[LayerEntry]:
     f = GGUFFile(path)
     # llama.cpp writes tensors sorted by name (blk.10 before blk.2): ids follow the model instead
     items = in_model_order(f.items())
-    problems = {hf_name(name): message for name, message in f.problems.items()}
-    unusable = {hf_name(name) for name in f.unusable_shapes}
+    problems = {hf_name(name, f.architecture): message for name, message in f.problems.items()}
+    unusable = {hf_name(name, f.architecture) for name in f.unusable_shapes}
     # the storage column: the GGUF type of quantized tensors ('q4_1'), float types as their dtype says
-    storage = {layer_names(hf_name(name))[1]: f.type_name(code).lower() for name, _, code, _ in f.tensors
-               if f.dtype_name(code) == "float32" and code != 0}
+    storage = {layer_names(hf_name(name, f.architecture))[1]: f.type_name(code).lower()
+               for name, _, code, _ in f.tensors if f.dtype_name(code) == "float32" and code != 0}
     entries = with_header_problems(entries_from_tensors(items, start_ids), problems, unusable)
-    return (dataclasses.replace(e, storage=storage.get(e.longname, "")) for e in entries)
+    return (dataclasses.replace(e, storage=storage.get(_stack_name(e.longname), "")) for e in entries)
+
+
+def _stack_name(longname: str) -> str:
+    """An expert's row stores what its fused stack stores: 'mlp.experts.17.gate_proj' -> 'mlp.experts.gate_proj'."""
+    return re.sub(r"\.experts\.\d+\.", ".experts.", longname)

@@ -1,6 +1,8 @@
 """Layers of a torch nn.Module, in named_modules() order (ids count every module, as the reference). Recurrent
 modules (nn.LSTM, nn.GRU, nn.RNN, their cells) give one row per gate matrix (sources/recurrent.py), except in the
-reference layout (the compatible facade), where they are skipped as weightwatcher 0.7.7 skips them."""
+reference layout (the compatible facade), where they are skipped as weightwatcher 0.7.7 skips them. Outside that
+layout, transformers' mixture-of-experts modules are read too: an '*Experts' module's 3-D parameter stacks
+(gate_up_proj, down_proj: one row per expert, see sources/experts.py) and '*Router' modules' weights."""
 from __future__ import annotations
 
 from typing import Iterator
@@ -37,6 +39,11 @@ def iter_torch_module(model, start_ids: int = 0, reference_layout: bool = False)
             yield from module_entries(module, recurrent, start_ids + offset, longname)
             continue
         layer_type = module_layer_type(module)
+        if not reference_layout and _is_expert_stack(module):
+            yield from _stack_entries(module, start_ids + offset, longname)
+            continue
+        if not reference_layout and layer_type == UNKNOWN and "router" in type(module).__name__.lower():
+            layer_type = DENSE  # transformers' TopKRouter modules: a bare experts x hidden weight
         weight = getattr(module, "weight", None)
         if layer_type in (NORM, UNKNOWN) or not isinstance(weight, torch.Tensor):
             continue
@@ -50,3 +57,17 @@ def iter_torch_module(model, start_ids: int = 0, reference_layout: bool = False)
             dtype=tensor_dtype_name(weight),
             load=lambda w=weight: to_core_matrix(w),
         )
+
+
+def _is_expert_stack(module) -> bool:
+    """transformers' fused experts modules (MixtralExperts, GptOssExperts, Llama4TextExperts, ...)."""
+    return type(module).__name__.endswith("Experts") and any(
+        p.ndim == 3 for _, p in module.named_parameters(recurse=False))
+
+
+def _stack_entries(module, layer_id: int, longname: str) -> Iterator[LayerEntry]:
+    """The module's 3-D parameter stacks (experts x rows x cols), whole: sources/experts.py cuts them per expert."""
+    for param, weight in module.named_parameters(recurse=False):
+        if weight.ndim == 3:
+            yield LayerEntry(layer_id, param, f"{longname}.{param}" if longname else param, CONV1D,
+                             tuple(weight.shape), tensor_dtype_name(weight), lambda w=weight: to_core_matrix(w))
