@@ -231,6 +231,12 @@ def test_qwen3_moe_gguf_rows(qwen3_gguf):
     assert (row["block"], row["expert"], row["role"], row["N"], row["M"]) == (1, 5, "expert", 256, 64)
 
 
+def test_qwen3_moe_gguf_expert_rows_say_how_their_stack_is_stored(qwen3_gguf):
+    path, tensors, d = qwen3_gguf
+    experts = d[d["role"] == "expert"]
+    assert len(experts) and not experts["storage"].isin(["", "fp32"]).any(), experts["storage"].unique()
+
+
 def test_qwen3_moe_gguf_expert_rows_equal_the_package_dequantized_slices(qwen3_gguf):
     _, tensors, d = qwen3_gguf
     proj = {"ffn_gate_exps": "gate_proj", "ffn_up_exps": "up_proj", "ffn_down_exps": "down_proj"}
