@@ -218,27 +218,26 @@ class _Splitter:
 
 
 class _Renumbering:
-    """New layer ids, in stream order: a split entry's rows take consecutive fresh ids, later ids move up past
-    them (a dropped entry's id is given back); rows that shared an id (recurrent gates) still share it."""
+    """New layer ids, in stream order: a split entry's rows take consecutive fresh ids and the ids after them move
+    up past those (a dropped bias gives its id back); without splits and drops every id stays as it was."""
 
     def __init__(self):
-        self.shift, self.last, self.previous = 0, None, None
+        self.shift = 0
+        self.split_end: Optional[int] = None  # the last id given to a split row
 
-    def _base(self, original: int, fresh: bool) -> int:
+    def _base(self, original: int) -> int:
         base = original + self.shift
-        if self.last is not None and base <= self.last and (fresh or original != self.previous):
-            self.shift += self.last + 1 - base
-            base = self.last + 1
-        self.previous = original
+        if self.split_end is not None and base <= self.split_end:  # e.g. two stacks of one torch module (one id)
+            self.shift += self.split_end + 1 - base
+            base = self.split_end + 1
         return base
 
     def keep(self, original: int) -> int:
-        self.last = self._base(original, fresh=False)
-        return self.last
+        return self._base(original)
 
     def split(self, original: int, rows: int) -> int:
-        first = self._base(original, fresh=True)
-        self.last = first + rows - 1
+        first = self._base(original)
+        self.split_end = first + rows - 1
         self.shift += rows - 1
         return first
 
