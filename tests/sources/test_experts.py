@@ -344,3 +344,14 @@ def test_transformers_mixtral_module_experts_and_router():
     matrices = {f"model.layers.0.mlp.experts.{e}.down_proj": moe.experts.down_proj[e].detach().numpy() for e in range(8)}
     matrices["model.layers.0.mlp.gate"] = moe.gate.weight.detach().numpy()
     assert_rows_equal_direct(d, matrices)
+
+
+def test_ids_stay_as_the_source_gave_them_without_splits():
+    """A source whose ids are not increasing (or repeat, as recurrent gates) keeps them all when nothing is split."""
+    from htsr.layers import LayerEntry
+    from htsr.sources.experts import split_experts
+
+    ids = [5, 3, 4, 4, 9, 0]
+    entries = [LayerEntry(i, f"w{k}", f"model.layers.{k}.mlp.w{k}", "dense", (8, 8), "float32", lambda: None)
+               for k, i in enumerate(ids)]
+    assert [e.layer_id for e in split_experts(entries)] == ids
