@@ -1,6 +1,6 @@
 """The HTML skeleton of `htsr report`: one self-contained page (inline CSS and JS, images as data: URIs).
 
-Placeholders are filled by report.py with already-escaped HTML; the script only reorders existing table
+Placeholders are filled by html.py with already-escaped HTML; the script only reorders existing table
 rows (it never writes model strings into the page), and the Content-Security-Policy forbids any network
 access and any script but this inline one."""
 
