@@ -131,15 +131,13 @@ class LayerFigures:
             centers, pdf = _log_binned_pdf(tail)
             self.ll_pdf.set_data(centers, pdf)
             xs = np.unique(tail)
-            # (alpha-1)/xmin (x/xmin)^-alpha: the same density as (alpha-1) xmin^(alpha-1) x^-alpha, without
-            # the overflow of xmin^(alpha-1) on huge eigenvalues (x/xmin >= 1, so the power stays <= 1)
-            fit_pdf = (d.alpha - 1) / d.xmin * (xs / d.xmin) ** -d.alpha
+            fit_pdf = fitted_density(d, xs)
             self.ll_fit.set_data(xs, fit_pdf)
             self.ll_xmin.set_xdata([d.xmin, d.xmin])
             self.ll_xmin.set_visible(True)
             ys += [pdf[np.isfinite(pdf) & (pdf > 0)], fit_pdf[fit_pdf > 0]]
-            title = (f"Log-Log ESD for {d.title_name}\nα={d.alpha:.3f}; D_KS={d.D:.3f}; "
-                     f"λ_min={d.xmin:.3f}; σ={d.sigma:.3f}")
+            shape = f"Λ={d.Lambda:.3g}" if d.truncated else f"σ={d.sigma:.3f}"
+            title = f"Log-Log ESD for {d.title_name}\nα={d.alpha:.3f}; D_KS={d.D:.3f}; λ_min={d.xmin:.3f}; {shape}"
         else:
             for line in (self.ll_pdf, self.ll_fit):
                 line.set_data([], [])
@@ -182,6 +180,8 @@ class LayerFigures:
         if ok.any():
             set_limits(ax, xs[ok], ys[ok], extra_x=[d.xmin] if d.fitted else [])
         title = f"{what} vs. x_min, λ_xmin={d.xmin:0.3}" if d.fitted else f"{what} vs. x_min: PL FIT FAILED"
+        if d.fitted and not ok.any():  # a truncated power-law fit: the core gives no per-candidate curve
+            title += f" (no curve for fit={d.fit})"
         axis.title(f"{title}\n{d.title_name}")
         return axis.fig
 
@@ -218,3 +218,16 @@ def _log_binned_pdf(data: np.ndarray):
     hist = hist.astype(float)
     hist[hist == 0] = np.nan
     return (edges[1:] + edges[:-1]) / 2, hist
+
+
+def fitted_density(d: LayerPlotData, xs: np.ndarray) -> np.ndarray:
+    """The row's fitted tail density at xs >= xmin: the power law, or the truncated power law when the row's fit
+    is one (Lambda^(1-alpha) x^-alpha e^(-Lambda x) / Gamma(1-alpha, Lambda xmin), as the powerlaw package normalizes it)."""
+    if d.truncated:
+        from .._native import core
+
+        norm = core.upper_incomplete_gamma(1.0 - d.alpha, d.Lambda * d.xmin)
+        return d.Lambda ** (1.0 - d.alpha) * xs ** -d.alpha * np.exp(-d.Lambda * xs) / norm
+    # (alpha-1)/xmin (x/xmin)^-alpha: the same density as (alpha-1) xmin^(alpha-1) x^-alpha, without
+    # the overflow of xmin^(alpha-1) on huge eigenvalues (x/xmin >= 1, so the power stays <= 1)
+    return (d.alpha - 1) / d.xmin * (xs / d.xmin) ** -d.alpha

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -12,6 +12,8 @@ from ..layers import RECURRENT_TYPES
 from .mp import MPPlotData, mp_figure_kinds, mp_plot_data
 
 LAYER_KINDS = ("esd", "esd2", "esd3", "esd4", "esd5")
+# The analysis options that decide a row's tail fit: figures refit with exactly these (Options.tail_fit()).
+TAIL_FIT_OPTIONS = ("fit", "xmax", "small_n", "fix_fingers", "xmin_max", "max_fingers", "finger_thresh")
 
 
 @dataclass
@@ -26,6 +28,8 @@ class LayerPlotData:
     xmax: float = -1.0
     D: float = -1.0
     sigma: float = -1.0
+    fit: str = "PL"                            # 'PL', or 'TPL' / 'E_TPL' (truncated power law, with Lambda)
+    Lambda: float = float("nan")
     xmins: np.ndarray = field(default_factory=lambda: np.empty(0))
     alphas: np.ndarray = field(default_factory=lambda: np.empty(0))
     Ds: np.ndarray = field(default_factory=lambda: np.empty(0))
@@ -49,6 +53,11 @@ class LayerPlotData:
     def fitted(self) -> bool:
         return self.status == "success" and self.xmin > 0
 
+    @property
+    def truncated(self) -> bool:
+        """Whether the row's fit is a truncated power law with a usable Lambda."""
+        return self.fit != "PL" and np.isfinite(self.Lambda) and self.Lambda > 0
+
 
 def plot_id_of(row) -> str:
     """The reference's plot id: the layer id, or 'layer_id:slice_id' for an unpooled Conv2D slice; a recurrent
@@ -67,20 +76,42 @@ def layer_title(row) -> str:
     return f"Layer {plot_id_of(row)}" + (f" ({longname})" if longname else "")
 
 
-def layer_plot_data(row, xmax_clip: int = 0, small_n: str = "penalized") -> LayerPlotData:
+def tail_fit_of(caller: str, options=None, **fit_options) -> Dict[str, Any]:
+    """The core.fit_power_law keywords of an analysis: from its Options (`options`), or from the tail-fit
+    options it was run with (TAIL_FIT_OPTIONS, checked as analyze checks them)."""
+    from ..options import Options
+
+    if options is not None:
+        if fit_options:
+            raise TypeError(f"{caller}: pass either options= or the fit options, not both")
+        return options.tail_fit()
+    other = [name for name in fit_options if name not in TAIL_FIT_OPTIONS]
+    if other:
+        raise TypeError(f"{caller} takes the analysis's tail-fit options ({', '.join(TAIL_FIT_OPTIONS)}), not "
+                        f"{', '.join(map(repr, other))}")
+    return Options(**fit_options).tail_fit()
+
+
+def layer_plot_data(row, tail_fit: Optional[Dict[str, Any]] = None) -> LayerPlotData:
     """Builds the plot data of one details row that carries its eigenvalues (column 'esd').
 
-    The per-candidate curves (D and alpha for every xmin candidate) come from the core's fit of the
-    same eigenvalues with the same options, so the marked xmin is the row's xmin."""
+    tail_fit: the core.fit_power_law keywords the row was fitted with (Options.tail_fit(); default: analyze's
+    defaults). The per-candidate curves (D and alpha for every xmin candidate) come from the core's fit of the
+    same eigenvalues with those options, so they pass through the row's xmin and alpha; a truncated power-law
+    fit has no such curves (the core gives none), so none is drawn."""
     from .._native import core
+    from ..options import Options
 
+    tail_fit = dict(tail_fit or Options().tail_fit())
     evals = np.sort(np.asarray(row["esd"], dtype=np.float64))
-    data = LayerPlotData(plot_id_of(row), layer_title(row), evals, str(row.get("status", "")))
+    data = LayerPlotData(plot_id_of(row), layer_title(row), evals, str(row.get("status", "")), fit=tail_fit["fit"])
     if data.status == "success" and len(evals):
-        fit = core.fit_power_law(evals, xmax=int(xmax_clip or 0), small_n=small_n, candidates=True)
-        data.xmins, data.alphas, data.Ds = fit["xmins"], fit["alphas"], fit["Ds"]
+        fit = core.fit_power_law(evals, candidates=True, **tail_fit)
+        empty = np.empty(0)
+        data.xmins, data.alphas, data.Ds = fit.get("xmins", empty), fit.get("alphas", empty), fit.get("Ds", empty)
         for key in ("alpha", "xmin", "xmax", "D", "sigma"):
             setattr(data, key, float(row[key]))
+        data.Lambda = float(row.get("Lambda", np.nan)) if data.fit != "PL" else np.nan
     _add_mp_randomize(data, row)
     return data
 

@@ -12,7 +12,7 @@ import numpy as np
 from ..figure_failures import FigureFailure, noted, warn_all
 from .canvas import remove_stale, require_matplotlib
 from .layer import LayerFigures, layer_figure_path
-from .layer_data import LAYER_KINDS, LayerPlotData, layer_plot_data, layer_title, plot_id_of
+from .layer_data import LAYER_KINDS, LayerPlotData, layer_plot_data, layer_title, plot_id_of, tail_fit_of
 
 DEFAULT_SAVEDIR = "ww-img"
 # Below this many layers, starting worker processes costs more than it saves.
@@ -88,12 +88,17 @@ def _joined(per_layer: Sequence[Tuple[List[str], List[FigureFailure]]]) -> Tuple
 
 
 def plot_layers(details, savedir: str = DEFAULT_SAVEDIR, xmax: Optional[int] = None, small_n: str = "penalized",
-                workers: Optional[int] = None) -> List[str]:
+                workers: Optional[int] = None, *, options=None, **fit_options) -> List[str]:
     """Per-layer figures of a details table made with `analyze(..., return_esd=True)`.
 
-    Rows without eigenvalues (failed layers) are skipped. A figure that cannot be drawn is left out (with any
-    older file of it) and reported as an htsr.figure_failures.FigureWarning naming the layer, the figure and
-    the reason; the other figures are written. Returns the written PNG paths."""
+    The figures redraw each row's fit: pass the tail-fit options the table was analyzed with (xmax, small_n,
+    fit, fix_fingers, xmin_max, max_fingers, finger_thresh), or `options` (an htsr.options.Options), so that the
+    curves are the row's fit. Rows without eigenvalues (failed layers) are skipped. A figure that cannot be drawn
+    is left out (with any older file of it) and reported as an htsr.figure_failures.FigureWarning naming the
+    layer, the figure and the reason; the other figures are written. Returns the written PNG paths."""
+    if options is None:
+        fit_options = dict(fit_options, xmax=xmax, small_n=small_n)
+    tail_fit = tail_fit_of("plot_layers", options, **fit_options)
     if "esd" not in details.columns:
         raise ValueError("plot_layers needs the eigenvalues: analyze(..., return_esd=True)")
     os.makedirs(savedir, exist_ok=True)
@@ -103,7 +108,7 @@ def plot_layers(details, savedir: str = DEFAULT_SAVEDIR, xmax: Optional[int] = N
             continue
         noted_before = len(failures)
         with noted(layer_title(row), "", failures):
-            items.append(layer_plot_data(row, xmax or 0, small_n))
+            items.append(layer_plot_data(row, tail_fit))
         if len(failures) > noted_before:  # no data for any of this layer's figures
             for kind in LAYER_KINDS:
                 remove_stale(layer_figure_path(savedir, plot_id_of(row), kind))
