@@ -49,6 +49,7 @@ def _draw_layer(row, esd: np.ndarray, names: List[str]) -> List[str]:
     ax.axvline(int(np.searchsorted(esd, row["xmin"], side="left")), color="red", label=r"$\lambda_{xmin}$")
     ax.set_title(f"Log Delta Es for {name}")
     ax.set_ylabel(r"Log Delta Es: $\log_{10}\Delta(\lambda)$")
+    ax.set_xlabel("eigenvalue index (ascending)")
     ax.legend()
     save(fig, names[0])
 

@@ -30,7 +30,7 @@ class LayerFigures:
 
         self._extras = None  # the mp_fit / randomize figures, made on first use
         # esd: log-log
-        self.loglog = Axis()
+        self.loglog = Axis("eigenvalue λ", "density")
         ax = self.loglog.ax
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -43,31 +43,26 @@ class LayerFigures:
         self.ll_xmin = ax.axvline(1.0, color="r", label="λ_min")
         freeze_legend(self.loglog.fig, ax.legend(loc="upper right"))
         # esd2: lin-lin
-        self.linlin = Axis()
+        self.linlin = Axis("eigenvalue λ", "density")
         ax = self.linlin.ax
         self.lin_hist = ax.stairs([1.0], [0.0, 1.0], fill=True, color="tab:blue")
         self.lin_xmin = ax.axvline(0.0, color="red", label="λ_xmin")
         freeze_legend(self.linlin.fig, ax.legend(loc="upper right"))
         # esd3: log-lin
-        self.loglin = Axis()
+        self.loglin = Axis("log10 λ", "density")
         ax = self.loglin.ax
-        ax.set_xlabel("log10 λ")
         self.lg_hist = ax.stairs([1.0], [0.0, 1.0], fill=True, color="tab:blue")
         self.lg_xmin = ax.axvline(0.0, color="red", label="λ_xmin")
         self.lg_xmax = ax.axvline(0.0, color="orange", label="λ_xmax")
         freeze_legend(self.loglin.fig, ax.legend(loc="upper right"))
         # esd4 / esd5: curves over the xmin candidates
-        self.dks = Axis()
+        self.dks = Axis("x_min", "D_KS")
         (self.dks_line,) = self.dks.ax.plot([], [], label="D_KS")
         self.dks_xmin = self.dks.ax.axvline(0.0, color="red", label="λ_xmin")
-        self.dks.ax.set_xlabel("x_min")
-        self.dks.ax.set_ylabel("D_KS")
         freeze_legend(self.dks.fig, self.dks.ax.legend(loc="upper right"))
-        self.alp = Axis()
+        self.alp = Axis("x_min", "α")
         (self.alp_line,) = self.alp.ax.plot([], [], label="α(xmin)")
         self.alp_xmin = self.alp.ax.axvline(0.0, color="red", label="λ_xmin")
-        self.alp.ax.set_xlabel("x_min")
-        self.alp.ax.set_ylabel("α")
         freeze_legend(self.alp.fig, self.alp.ax.legend(loc="upper right"))
 
     def figure(self, d: LayerPlotData, kind: str):

@@ -92,7 +92,7 @@ class ExtraFigures:
     def _mp_axis(self, randomized: bool, singular: bool):
         key = (randomized, singular)
         if key not in self._mp:
-            axis = Axis()
+            axis = Axis("singular value ν (scaled)" if singular else "eigenvalue λ (scaled to mean 1)", "density")
             color, alpha, label = self.COLORS[randomized]
             if singular:
                 label = "ρ_emp(ν)"
@@ -117,7 +117,7 @@ class ExtraFigures:
     def mpfit1(self, mp: MPPlotData):
         """Q == 1: the rescaled eigenvalues against the MP density of Q = 1."""
         if mp.randomized not in self._mp1:
-            axis = Axis()
+            axis = Axis("eigenvalue λ (scaled to mean 1)", "density")
             color = self.COLORS[mp.randomized][0]
             axis.hist = axis.ax.stairs([1.0], [0.0, 1.0], fill=True, color=color, alpha=0.6, label="ρ_emp(λ)")
             (axis.curve,) = axis.ax.plot([], [], linewidth=1, color="r", label="MP fit")
@@ -133,11 +133,10 @@ class ExtraFigures:
     # ---- randomized ESD ----
     def randesd(self, evals: np.ndarray, rand_evals: np.ndarray, max_rand_eval: float, name: str, log10: bool):
         if log10 not in self._rand:
-            axis = Axis()
+            axis = Axis("Log10 Eigenvalues (log10 λ)" if log10 else "Eigenvalues (λ)", "density")
             axis.orig = axis.ax.stairs([1.0], [0.0, 1.0], fill=True, color="g", label="original")
             axis.rand = axis.ax.stairs([1.0], [0.0, 1.0], fill=True, color="r", alpha=0.5, label="random")
             axis.max = axis.ax.axvline(0.0, color="orange", label="max rand")
-            axis.ax.set_xlabel("Log10 Eigenvalues (log10 λ)" if log10 else "Eigenvalues (λ)")
             freeze_legend(axis.fig, axis.ax.legend(loc="upper right"))
             self._rand[log10] = axis
         axis = self._rand[log10]
