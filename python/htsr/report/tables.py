@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import html
 import math
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import numpy as np
 import pandas as pd
 
 from ..results import warned
 
-TABLE_COLUMNS = ["layer_id", "longname", "layer_type", "N", "M", "num_evals", "alpha", "alpha_ci_lo", "alpha_ci_hi",
+TABLE_COLUMNS = ["layer_id", "longname", "block", "expert", "role", "layer_type", "N", "M", "num_evals", "alpha",
+                 "alpha_ci_lo", "alpha_ci_hi",
                  "fit_quality", "pl_pvalue", "alpha_farms", "alpha_weighted", "log_spectral_norm", "stable_rank", "D",
                  "xmin", "num_pl_spikes", "status", "warning", "warning_ci", "message"]  # absent columns are skipped
-TEXT_COLUMNS = {"longname", "layer_type", "status", "warning", "message", "name", "fit_quality", "warning_ci"}
+TEXT_COLUMNS = {"longname", "layer_type", "status", "warning", "message", "name", "fit_quality", "warning_ci", "role",
+                "kind", "flag", "match", "status_a", "status_b", "warning_a", "warning_b"}
 
 
 def esc(value) -> str:
@@ -28,7 +30,7 @@ def _is_missing(v) -> bool:
 
 
 def _cell(col: str, v) -> str:
-    if col in TEXT_COLUMNS:
+    if col in TEXT_COLUMNS or isinstance(v, str):
         return f'<td class="text">{esc("" if _is_missing(v) else v)}</td>'
     if _is_missing(v):
         return '<td data-value=""></td>'
@@ -49,7 +51,15 @@ def warnings_first(details: pd.DataFrame) -> pd.DataFrame:
     return details.loc[order]
 
 
-def details_table(details: pd.DataFrame, columns: Optional[List[str]] = None, table_id: str = "details-table") -> str:
+def row_status_class(row) -> str:
+    """'failed', 'warn' (a warning) or '': the row's highlight in the details table."""
+    warn = row.get("warning", "")
+    return "failed" if str(row.get("status", "")) == "failed" else ("warn" if isinstance(warn, str) and warn else "")
+
+
+def details_table(details: pd.DataFrame, columns: Optional[List[str]] = None, table_id: str = "details-table",
+                  row_class: Callable = row_status_class) -> str:
+    """A sortable table of `columns` (absent ones skipped); each row's class from row_class(row)."""
     columns = [c for c in (columns or TABLE_COLUMNS) if c in details.columns]
     if "slice_id" in details.columns and "slice_id" not in columns:
         columns.insert(1, "slice_id")
@@ -58,11 +68,8 @@ def details_table(details: pd.DataFrame, columns: Optional[List[str]] = None, ta
         else f'<th data-type="number">{esc(c)}</th>' for c in columns)
     body = []
     for _, row in details.iterrows():
-        status = str(row.get("status", ""))
-        warn = row.get("warning", "")
-        cls = "failed" if status == "failed" else ("warn" if isinstance(warn, str) and warn else "")
         cells = "".join(_cell(c, row[c]) for c in columns)
-        body.append(f'<tr class="{cls}">{cells}</tr>')
+        body.append(f'<tr class="{esc(row_class(row))}">{cells}</tr>')
     return (f'<table id="{esc(table_id)}"><thead><tr>{head}</tr></thead>\n<tbody>\n' + "\n".join(body)
             + "\n</tbody></table>")
 
