@@ -69,7 +69,8 @@ def find_cycle(graph):
 def test_modules_exist():
     names = {module_name(p) for p in modules()}
     for expected in ("htsr.plots.canvas", "htsr.plots.layer", "htsr.plots.mp", "htsr.plots.deltas",
-                     "htsr.plots.overview", "htsr.plots._agg_text", "htsr.report.html", "htsr.report.template"):
+                     "htsr.plots.overview", "htsr.plots._agg_text", "htsr.report.html", "htsr.report.template",
+                     "htsr.report.compare"):
         assert expected in names
 
 

@@ -83,16 +83,17 @@ class LayerFigures:
             self._extras = ExtraFigures()
         return self._extras
 
-    def render(self, d: LayerPlotData, savedir: str) -> Tuple[List[str], List[FigureFailure]]:
+    def render(self, d: LayerPlotData, savedir: str,
+               figure_format: str = "png") -> Tuple[List[str], List[FigureFailure]]:
         """Writes the figures of layer `d`: (the paths written, the figures that could not be drawn). A figure
         that fails is noted, its older file (from an earlier run) removed, and the others are still written."""
         paths: List[str] = []
         failures: List[FigureFailure] = []
         for kind in d.kinds():
-            path = layer_figure_path(savedir, d.plot_id, kind)
+            path = layer_figure_path(savedir, d.plot_id, kind, figure_format)
             noted_before = len(failures)
             with noted(d.title_name, kind, failures):
-                save(self.figure(d, kind), path)
+                save(self.figure(d, kind), path, figure_format)
                 paths.append(path)
             if len(failures) > noted_before:
                 remove_stale(path)

@@ -10,7 +10,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..figure_failures import FigureFailure, noted, warn_all
-from .canvas import remove_stale, require_matplotlib
+from .canvas import check_format, remove_stale, require_matplotlib
 from .layer import LayerFigures, layer_figure_path
 from .layer_data import LAYER_KINDS, LayerPlotData, layer_plot_data, layer_title, plot_id_of, tail_fit_of
 
@@ -41,11 +41,12 @@ def _worker_init() -> None:
         parse.cache_clear()
 
 
-def _render_chunk(items: List[LayerPlotData], savedir: str) -> List[Tuple[List[str], List[FigureFailure]]]:
+def _render_chunk(items: List[LayerPlotData], savedir: str,
+                  figure_format: str = "png") -> List[Tuple[List[str], List[FigureFailure]]]:
     global _FIGURES
     out = []
     for d in items:
-        out.append(_figures().render(d, savedir))
+        out.append(_figures().render(d, savedir, figure_format))
         if out[-1][1]:  # a failed draw may leave a reused figure half-updated: the next layer gets fresh ones
             _FIGURES = None
     return out
@@ -57,17 +58,18 @@ def default_workers(n_layers: int) -> int:
     return max(1, min(os.cpu_count() or 1, n_layers // 4))
 
 
-def render_layers(items: Sequence[LayerPlotData], savedir: str = DEFAULT_SAVEDIR,
-                  workers: Optional[int] = None) -> Tuple[List[str], List[FigureFailure]]:
+def render_layers(items: Sequence[LayerPlotData], savedir: str = DEFAULT_SAVEDIR, workers: Optional[int] = None,
+                  figure_format: str = "png") -> Tuple[List[str], List[FigureFailure]]:
     """Writes the figures of every layer into `savedir` (created if needed); returns the paths in layer
     order and the figures that could not be drawn (the others are written regardless). `workers`: processes
-    to render with (default: by layer count and cores)."""
+    to render with (default: by layer count and cores); figure_format: 'png' or 'svg'."""
     require_matplotlib()
+    check_format(figure_format)
     os.makedirs(savedir, exist_ok=True)
     items = list(items)
     workers = default_workers(len(items)) if workers is None else max(1, int(workers))
     if workers == 1 or len(items) < 2:
-        return _joined(_render_chunk(items, savedir))
+        return _joined(_render_chunk(items, savedir, figure_format))
     import multiprocessing as mp
 
     # fork: the workers inherit the imported matplotlib and font cache; they never call into the core.
@@ -75,7 +77,7 @@ def render_layers(items: Sequence[LayerPlotData], savedir: str = DEFAULT_SAVEDIR
     chunks = [items[i::workers] for i in range(workers)]
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method),
                              initializer=_worker_init) as pool:
-        results = list(pool.map(_render_chunk, chunks, [savedir] * workers))
+        results = list(pool.map(_render_chunk, chunks, [savedir] * workers, [figure_format] * workers))
     by_layer: Dict[int, Tuple[List[str], List[FigureFailure]]] = {}
     for w, per_layer in enumerate(results):
         for j, rendered in enumerate(per_layer):
@@ -88,14 +90,16 @@ def _joined(per_layer: Sequence[Tuple[List[str], List[FigureFailure]]]) -> Tuple
 
 
 def plot_layers(details, savedir: str = DEFAULT_SAVEDIR, xmax: Optional[int] = None, small_n: str = "penalized",
-                workers: Optional[int] = None, *, options=None, **fit_options) -> List[str]:
+                workers: Optional[int] = None, *, options=None, figure_format: str = "png",
+                **fit_options) -> List[str]:
     """Per-layer figures of a details table made with `analyze(..., return_esd=True)`.
 
     The figures redraw each row's fit: pass the tail-fit options the table was analyzed with (xmax, small_n,
     fit, fix_fingers, xmin_max, max_fingers, finger_thresh), or `options` (an htsr.options.Options), so that the
     curves are the row's fit. Rows without eigenvalues (failed layers) are skipped. A figure that cannot be drawn
     is left out (with any older file of it) and reported as an htsr.figure_failures.FigureWarning naming the
-    layer, the figure and the reason; the other figures are written. Returns the written PNG paths."""
+    layer, the figure and the reason; the other figures are written. figure_format: 'png' (default) or 'svg'
+    (`ww.layer{id}.{kind}.svg`). Returns the written paths."""
     if options is None:
         fit_options = dict(fit_options, xmax=xmax, small_n=small_n)
     tail_fit = tail_fit_of("plot_layers", options, **fit_options)
@@ -111,7 +115,7 @@ def plot_layers(details, savedir: str = DEFAULT_SAVEDIR, xmax: Optional[int] = N
             items.append(layer_plot_data(row, tail_fit))
         if len(failures) > noted_before:  # no data for any of this layer's figures
             for kind in LAYER_KINDS:
-                remove_stale(layer_figure_path(savedir, plot_id_of(row), kind))
-    paths, draw_failures = render_layers(items, savedir, workers)
+                remove_stale(layer_figure_path(savedir, plot_id_of(row), kind, figure_format))
+    paths, draw_failures = render_layers(items, savedir, workers, figure_format)
     warn_all(failures + draw_failures)
     return paths

@@ -24,7 +24,7 @@ th {{ background: #f0f0f0; cursor: pointer; user-select: none; position: sticky;
 th[aria-sort="ascending"]::after {{ content: " \\25B2"; }}
 th[aria-sort="descending"]::after {{ content: " \\25BC"; }}
 tr.warn td {{ background: #fff4e0; }} tr.failed td {{ background: #fde4e4; }}
-tr.changed td {{ background: #e8f0ff; }}
+tr.changed td {{ background: #e8f0ff; }} tr.missing td {{ background: #eeeeee; }}
 .table-scroll {{ max-width: 100%; max-height: 80vh; overflow: auto; border: 1px solid #ddd; }}
 .warnings {{ border: 1px solid #e0a040; background: #fff8ec; padding: 0.6em 1em; }}
 .ok {{ border: 1px solid #7c7; background: #f0fff0; padding: 0.6em 1em; }}
