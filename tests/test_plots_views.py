@@ -54,6 +54,9 @@ def llama_table(n_blocks=4, ci=False):
             rows.append({"longname": f"model.layers.{b}.{part}.{k}", "alpha": 2 + b + i / 10,
                          "alpha_weighted": 10.0 * b + i, "status": "success"})
     rows.append({"longname": "model.layers.0.mlp.broken", "alpha": -1.0, "alpha_weighted": -1.0, "status": "failed"})
+    # a q-kind matrix whose fit left the -1 placeholder: not a value of its cell
+    rows.append({"longname": "model.layers.1.self_attn.q_a_proj", "alpha": -1.0, "alpha_weighted": -1.0,
+                 "status": "success"})
     table = pd.DataFrame(rows).assign(layer_id=lambda t: range(len(t)), layer_type="dense")
     if ci:
         table["alpha_ci_lo"] = np.where(table["status"] == "success", table["alpha"] - 0.25, -1.0)
@@ -67,6 +70,7 @@ def test_kind_depth_grid_cells():
     assert list(grid.columns) == [by_kind.NO_DEPTH, 0, 1, 2, 3]
     assert grid.loc["embed", by_kind.NO_DEPTH] == 5.5 and np.isnan(grid.loc["q", by_kind.NO_DEPTH])
     assert grid.loc["o", 2] == pytest.approx(2 + 2 + 0.3)
+    assert grid.loc["q", 1] == pytest.approx(3.0)
     assert grid.loc["down", 3] == pytest.approx(2 + 3 + 0.6)
     weighted = by_kind.kind_depth_grid(llama_table(), "alpha_weighted")
     assert weighted.loc["up", 1] == 15.0  # the failed row's -1 placeholder is not a value

@@ -59,8 +59,11 @@ def kind_label(kind: str, role: str) -> str:
 
 
 def with_kinds(details: pd.DataFrame) -> pd.DataFrame:
-    """The successfully analyzed rows with columns kind, kind_label and depth (block index, None if none)."""
+    """The successfully analyzed rows with a fitted alpha (not the -1 placeholder), with columns kind, kind_label
+    and depth (block index, None if none)."""
     ok = details[details["status"] == "success"] if "status" in details else details
+    if "alpha" in ok:
+        ok = ok[pd.to_numeric(ok["alpha"], errors="coerce") > 0]
     roles = ok["role"] if "role" in ok else pd.Series("dense", index=ok.index)
     types = ok["layer_type"] if "layer_type" in ok else pd.Series("", index=ok.index)
     kinds = [matrix_kind(n, r, t) for n, r, t in zip(ok["longname"], roles, types)]
