@@ -44,7 +44,7 @@ def test_matrix_kind_from_names(name, kind):
     assert matrix_kind(name) == kind
 
 
-def llama_table(n_blocks=4, ci=False):
+def llama_table(n_blocks=4, ci=False, ci_shift=0.0):
     """A details table named as a Llama decoder; alpha = 2 + depth + kind index / 10 (each cell known)."""
     kinds = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     rows = [{"longname": "model.embed_tokens", "alpha": 5.5, "alpha_weighted": 1.0, "status": "success"}]
@@ -59,8 +59,8 @@ def llama_table(n_blocks=4, ci=False):
                  "status": "success"})
     table = pd.DataFrame(rows).assign(layer_id=lambda t: range(len(t)), layer_type="dense")
     if ci:
-        table["alpha_ci_lo"] = np.where(table["status"] == "success", table["alpha"] - 0.25, -1.0)
-        table["alpha_ci_hi"] = np.where(table["status"] == "success", table["alpha"] + 0.5, -1.0)
+        table["alpha_ci_lo"] = np.where(table["status"] == "success", table["alpha"] - 0.25 + ci_shift, -1.0)
+        table["alpha_ci_hi"] = np.where(table["status"] == "success", table["alpha"] + 0.5 + ci_shift, -1.0)
     return table
 
 
@@ -98,6 +98,15 @@ def test_alpha_by_depth_lines_bands_and_intervals():
     assert len(bars) == 7
     segments = bars[0].get_segments()  # q: from alpha - 0.25 to alpha + 0.5 at each depth
     np.testing.assert_allclose([s[:, 1] for s in segments], [[1.75, 2.5], [2.75, 3.5], [3.75, 4.5], [4.75, 5.5]])
+    # a bootstrap interval need not contain alpha (here it lies wholly above it): still drawn from lo to hi
+    shifted = by_kind.alpha_by_depth(llama_table(ci=True, ci_shift=0.5)).axes[0]
+    segments = [c for c in shifted.collections if c.__class__.__name__ == "LineCollection"][0].get_segments()
+    np.testing.assert_allclose([s[:, 1] for s in segments], [[2.25, 3.0], [3.25, 4.0], [4.25, 5.0], [5.25, 6.0]])
+    from htsr.plots import overview_figures
+
+    overview = overview_figures(llama_table(ci=True, ci_shift=0.5).assign(log_spectral_norm=1.0))["alpha"].axes[0]
+    segments = overview.containers[0].lines[2][0].get_segments()
+    np.testing.assert_allclose(segments[0][:, 1], [5.75, 6.5])  # the embeddings: alpha 5.5, interval [5.75, 6.5]
     plain = by_kind.alpha_by_depth(llama_table(ci=False)).axes[0]
     assert not [c for c in plain.collections if c.__class__.__name__ == "LineCollection"]
 

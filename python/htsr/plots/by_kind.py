@@ -9,7 +9,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from .canvas import clip, new_figure
+from .canvas import clip, interval_bars, new_figure
 from .matrix_kinds import label_order, recognized, with_kinds
 
 NO_DEPTH = "–"  # the column of rows without a block index (embeddings, the head)
@@ -104,8 +104,7 @@ def alpha_by_depth(details: pd.DataFrame, label: str = ""):
         lo, hi = np.array([_interval_columns(cell) for _, cell in cells]).T
         has = np.isfinite(lo) & np.isfinite(hi)
         if has.any():
-            ax.errorbar(depth[has], median[has], yerr=[median[has] - lo[has], hi[has] - median[has]], fmt="none",
-                        ecolor=line.get_color(), elinewidth=1, capsize=2)
+            interval_bars(ax, depth[has], lo[has], hi[has], ecolor=line.get_color(), elinewidth=1, capsize=2)
     ax.set_ylim(bottom=0)
     ax.set_xlabel("depth (block index)")
     ax.set_ylabel("α")

@@ -155,6 +155,13 @@ def remove_stale(path: str) -> None:
         pass
 
 
+def interval_bars(ax, x, lo, hi, **style):
+    """Vertical bars from lo to hi at x (an errorbar container about the midpoint: a bootstrap interval need not
+    contain the point estimate, so bars about alpha could need negative lengths)."""
+    lo, hi = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
+    return ax.errorbar(x, (lo + hi) / 2, yerr=(hi - lo) / 2, fmt="none", **style)
+
+
 def clip(text: str, width: int = 90) -> str:
     return "\n".join(line if len(line) <= width else line[:width - 1] + "…" for line in text.split("\n"))
 

@@ -6,7 +6,7 @@ from typing import Dict, Iterable, List, Optional
 
 import numpy as np
 
-from .canvas import clip, new_figure, save_all
+from .canvas import clip, interval_bars, new_figure, save_all
 
 WARNING_COLORS = {"": "tab:blue", "over-trained": "tab:red", "under-trained": "tab:orange", "failed": "tab:gray"}
 
@@ -35,8 +35,8 @@ def _alpha_intervals_and_verdicts(ax, ok) -> None:
     if "alpha_ci_lo" in ok:
         has = (ok["alpha_ci_lo"] >= 0) & (ok["alpha_ci_hi"] >= 0)
         iv = ok[has]
-        ax.errorbar(iv["layer_id"], iv["alpha"], yerr=[iv["alpha"] - iv["alpha_ci_lo"], iv["alpha_ci_hi"] - iv["alpha"]],
-                    fmt="none", ecolor="0.6", elinewidth=1, capsize=2, zorder=1)
+        interval_bars(ax, iv["layer_id"], iv["alpha_ci_lo"], iv["alpha_ci_hi"], ecolor="0.6", elinewidth=1, capsize=2,
+                      zorder=1)
     if "fit_quality" not in ok:
         ax.scatter(ok["layer_id"], ok["alpha"], c=_warning_colors(ok), s=18, zorder=2)
         return
