@@ -1,6 +1,7 @@
 """The report's issue 17 / issue 13 additions: views by matrix kind (or the fallback note), the experts section
 with its flagged experts, SVG figures, and the details table scrolling in its own box in a 1400-pixel window."""
 import base64
+import os
 import re
 import subprocess
 
@@ -10,6 +11,7 @@ import pytest
 pytest.importorskip("matplotlib")
 
 import htsr  # noqa: E402
+import htsr.plots  # noqa: E402
 from htsr.report import build_report, write_report  # noqa: E402
 
 from test_plots_views import trained_matrix  # noqa: E402
@@ -121,3 +123,19 @@ def test_details_table_scrolls_inside_a_1400_pixel_window(llama, tmp_path):
     assert int(attr("data-page-width")) <= 1400  # the page itself does not overflow the window
     client, scroll = map(int, attr("data-box").split("/"))
     assert client < 1400 < scroll  # the table scrolls inside its box
+
+
+def test_cli_report_plots_writes_the_views(llama, tmp_path):
+    st = pytest.importorskip("safetensors.numpy")
+    from htsr import cli
+
+    rng = np.random.default_rng(3)
+    state = {f"model.layers.{b}.mlp.{k}.weight": (rng.standard_t(3, (96, 48)) * 0.05).astype(np.float32)
+             for b in range(3) for k in ("up_proj", "down_proj")}
+    path = tmp_path / "m.safetensors"
+    st.save_file(state, str(path))
+    assert cli.main(["report", str(path), "-o", str(tmp_path / "r.html"), "--plots", str(tmp_path / "f")]) == 0
+    views = sorted(n for n in os.listdir(tmp_path / "f") if n.startswith("htsr.views"))
+    assert views == ["htsr.views.alpha_by_depth.png", "htsr.views.kinds.png"]
+    figs = htsr.plots.view_figures(llama)
+    assert set(figs) == {"kinds", "alpha_by_depth"}  # no experts in this model

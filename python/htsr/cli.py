@@ -254,6 +254,7 @@ def cmd_report(args) -> int:
 
         plot_layers(details, args.plots, figure_format=args.figure_format)
         write_overview(details, args.plots, label_of(args.path), args.figure_format)
+        write_views(details, args.plots, label_of(args.path), args.figure_format)
     from .results import warned
 
     n_warn = int(warned(details).sum())
@@ -319,6 +320,17 @@ def write_overview(details, plot_dir: str, label: str, figure_format: str = "png
     failures = []
     with noted(f"{label} overview", "", failures):
         overview_figures(details, plot_dir, prefix="htsr.overview", label=label, figure_format=figure_format)
+    warn_all(failures)
+
+
+def write_views(details, plot_dir: str, label: str, figure_format: str = "png") -> None:
+    """The views by matrix kind and of the experts (those the table allows) in plot_dir; a failure is a note."""
+    from .figure_failures import noted, warn_all
+    from .plots import view_figures
+
+    failures = []
+    with noted(f"{label} views", "", failures):
+        view_figures(details, plot_dir, label=label, figure_format=figure_format)
     warn_all(failures)
 
 

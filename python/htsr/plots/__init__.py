@@ -11,11 +11,12 @@ from .experts import expert_heatmap, expert_outliers
 from .layer import LayerFigures, layer_figure_path
 from .layer_data import LAYER_KINDS, LayerPlotData, layer_plot_data, layer_title, plot_id_of
 from .matrix_kinds import matrix_kind
+from .model_views import view_figures
 from .overview import VERDICT_MARKERS, WARNING_COLORS, comparison_figures, overview_figures
 from .render import DEFAULT_SAVEDIR, default_workers, plot_layers, render_layers
 
 __all__ = ["alpha_by_depth", "expert_heatmap", "expert_outliers", "kind_depth_grid", "kind_heatmap", "matrix_kind",
-           "BINS", "DEFAULT_SAVEDIR", "DPI", "FIGSIZE", "FIGURE_FORMATS", "LAYER_KINDS", "VERDICT_MARKERS",
+           "view_figures", "BINS", "DEFAULT_SAVEDIR", "DPI", "FIGSIZE", "FIGURE_FORMATS", "LAYER_KINDS", "VERDICT_MARKERS",
            "WARNING_COLORS", "LayerFigures", "LayerPlotData", "comparison_figures", "default_workers",
            "figure_bytes", "figure_png", "fill_density_stairs", "layer_figure_path", "layer_plot_data",
            "layer_title", "overview_figures", "plot_id_of", "plot_layers", "render_layers", "save", "set_vline"]
