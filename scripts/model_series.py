@@ -111,9 +111,9 @@ def markdown(table: pd.DataFrame, corr: dict) -> str:
 def figure(table: pd.DataFrame, corr: dict, path: Path) -> None:
     from matplotlib.lines import Line2D
 
-    from htsr.plots import _new_figure, _save
+    from htsr.plots.canvas import new_figure, save
 
-    fig = _new_figure()
+    fig = new_figure()
     fig.set_size_inches(10, 4.2)
     markers = dict(zip(sorted(table["epochs"].unique()), "os^vD"))
     for i, metric in enumerate(("alpha", "alpha_weighted")):
@@ -133,7 +133,7 @@ def figure(table: pd.DataFrame, corr: dict, path: Path) -> None:
     cbar = fig.colorbar(points, ax=fig.axes, fraction=0.03)
     cbar.set_label("log2(width)")
     fig.suptitle("MLPs on digits: width × weight decay × training length", fontsize=10)
-    _save(fig, path)
+    save(fig, path)
 
 
 def main(argv=None) -> dict:

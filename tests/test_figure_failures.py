@@ -13,7 +13,8 @@ pytest.importorskip("matplotlib")
 import htsr  # noqa: E402
 from htsr import cli, plots  # noqa: E402
 from htsr import FigureWarning  # noqa: E402
-from htsr.plots_deltas import plot_deltas  # noqa: E402
+from htsr.plots import render  # noqa: E402
+from htsr.plots.deltas import plot_deltas  # noqa: E402
 from htsr.report import build_report  # noqa: E402
 
 FAILING = "boom"  # the layer whose figures the tests make fail
@@ -100,13 +101,13 @@ def test_failing_figure_keeps_the_others(details, tmp_path, failing_kind, worker
 
 
 def test_failing_layer_data_is_a_note(details, tmp_path, monkeypatch):
-    build = plots.layer_plot_data
+    build = render.layer_plot_data
 
     def failing(row, *args):
         if row["longname"] == FAILING:
             raise OverflowError("(34, 'Numerical result out of range')")
         return build(row, *args)
-    monkeypatch.setattr(plots, "layer_plot_data", failing)
+    monkeypatch.setattr(render, "layer_plot_data", failing)
     with pytest.warns(FigureWarning) as record:
         paths = plots.plot_layers(details, str(tmp_path))
     assert figure_notes(record) == [f"Layer 1 ({FAILING}): figures not drawn (OverflowError: (34, 'Numerical "
@@ -135,14 +136,15 @@ def test_report_overview_failure_is_a_note(details, monkeypatch):
 
 
 def test_deltas_figure_failure_keeps_other_layers(details, tmp_path, monkeypatch):
-    save = plots._save
-    import htsr.plots_deltas as deltas
+    import htsr.plots.deltas as deltas
+
+    save = deltas.save
 
     def failing(fig, path):
         if "layer1." in str(path):
             raise MemoryError("injected")
         return save(fig, path)
-    monkeypatch.setattr(deltas, "_save", failing)
+    monkeypatch.setattr(deltas, "save", failing)
     with pytest.warns(FigureWarning, match=f"Layer 1 \\({FAILING}\\): figure deltaEs, level-stats not drawn"):
         paths = plot_deltas(details, str(tmp_path))
     assert sorted(os.path.basename(p) for p in paths) == [f"ww.layer{i}.{k}.png" for i in (0, 2)

@@ -1,4 +1,4 @@
-"""Per-layer figures, overview and comparison figures (python/htsr/plots.py, compare.py)."""
+"""Per-layer figures, overview and comparison figures (python/htsr/plots/, compare.py)."""
 import os
 
 import numpy as np
@@ -142,9 +142,9 @@ def test_image_comparison_detects_a_wrong_xmin(tmp_path):
     details = htsr.analyze({"w": heavy(rng, 200, 400)}, return_esd=True)
     d = plots.layer_plot_data(details.iloc[0])
     figs = plots.LayerFigures()
-    plots._save(figs.figure(d, "esd"), str(tmp_path / "good.png"))
+    plots.save(figs.figure(d, "esd"), str(tmp_path / "good.png"))
     d.xmin *= 2.5
-    plots._save(figs.figure(d, "esd"), str(tmp_path / "bad.png"))
+    plots.save(figs.figure(d, "esd"), str(tmp_path / "bad.png"))
     _, good = masks(plot_area(tmp_path / "good.png"))
     _, bad = masks(plot_area(tmp_path / "bad.png"))
     assert abs(np.argmax(good.sum(axis=0)) - np.argmax(bad.sum(axis=0))) / good.shape[1] > 0.05
@@ -197,17 +197,17 @@ def test_compare_matches_by_name_and_scaling_shifts_norms(tmp_path):
 def test_cached_text_matches_matplotlib_text(tmp_path, monkeypatch):
     """Cached glyph bitmaps (text origin on a whole pixel) give the image matplotlib's own text drawing
     gives, up to anti-aliased edges: few pixels differ, none by a shifted word."""
-    from htsr import _agg_text
+    from htsr.plots import _agg_text
 
     rng = np.random.default_rng(11)
     d = plots.layer_plot_data(htsr.analyze({"w": heavy(rng, 150, 300)}, return_esd=True).iloc[0])
     _agg_text.CachedTextRenderer._bitmaps.clear()
     for kind in plots.LAYER_KINDS:
-        plots._save(plots.LayerFigures().figure(d, kind), str(tmp_path / f"cached.{kind}.png"))
+        plots.save(plots.LayerFigures().figure(d, kind), str(tmp_path / f"cached.{kind}.png"))
     assert len(_agg_text.CachedTextRenderer._bitmaps) > 20  # the cache was used
     monkeypatch.setattr(_agg_text, "_enabled", False)
     for kind in plots.LAYER_KINDS:
-        plots._save(plots.LayerFigures().figure(d, kind), str(tmp_path / f"plain.{kind}.png"))
+        plots.save(plots.LayerFigures().figure(d, kind), str(tmp_path / f"plain.{kind}.png"))
         a = np.asarray(Image.open(tmp_path / f"cached.{kind}.png").convert("L")).astype(int)
         b = np.asarray(Image.open(tmp_path / f"plain.{kind}.png").convert("L")).astype(int)
         differ = np.abs(a - b) > 60
@@ -225,7 +225,9 @@ def test_png_writer_round_trips_pixels():
     rgba[..., 3] = 255
     import io
 
-    with Image.open(io.BytesIO(plots._png_bytes(rgba.tobytes(), 5, 7))) as im:
+    from htsr.plots.canvas import png_bytes
+
+    with Image.open(io.BytesIO(png_bytes(rgba.tobytes(), 5, 7))) as im:
         assert im.mode == "RGB" and im.size == (5, 7)
         np.testing.assert_array_equal(np.asarray(im), rgba[..., :3])
 
@@ -262,7 +264,7 @@ def test_mp_fit_and_randomize_figures(mp_model, tmp_path, mp_fit, randomize):
 
 def test_mp_and_random_figures_mark_the_fitted_values(mp_model):
     from htsr._native import core
-    from htsr.plots_mp import MPPlotData
+    from htsr.plots.mp import MPPlotData
 
     details = htsr.analyze(mp_model, return_esd=True, mp_fit=True, randomize=True, seed=3)
     row = details.iloc[0]

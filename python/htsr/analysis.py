@@ -251,7 +251,7 @@ def run_analysis(model, opts: Options, *, rng=None, intra_rng=None) -> pd.DataFr
     if plot_dir is not None:
         from .plots import plot_layers
 
-        plot_layers(table, plot_dir, xmax=opts.xmax, small_n=opts.small_n)
+        plot_layers(table, plot_dir, options=opts)
         if opts.deltas:
             from .plots_deltas import plot_deltas
 

@@ -245,13 +245,16 @@ def cmd_report(args) -> int:
     from .report import write_report
 
     _need_matplotlib()
+    if args.compare:
+        return cmd_report_compare(args)
     details = write_report(args.path, args.output, title=args.title, layer_figures=args.layer_figures,
-                           **analyze_kwargs(args))
+                           figure_format=args.figure_format, **analyze_kwargs(args))
     if args.plots:
         from .plots import plot_layers
 
-        plot_layers(details, args.plots)
-        write_overview(details, args.plots, label_of(args.path))
+        plot_layers(details, args.plots, figure_format=args.figure_format)
+        write_overview(details, args.plots, label_of(args.path), args.figure_format)
+        write_views(details, args.plots, label_of(args.path), args.figure_format)
     from .results import warned
 
     n_warn = int(warned(details).sum())
@@ -259,6 +262,28 @@ def cmd_report(args) -> int:
           f"{int((details['status'] == 'failed').sum()) if len(details) else 0} failed")
     print("summary: " + json.dumps({k: round(v, 6) for k, v in htsr.summary(details).items()}))
     return EXIT_LAYERS_FAILED if any_failed(details) else EXIT_OK
+
+
+def cmd_report_compare(args) -> int:
+    """`htsr report A --compare B`: the comparison page (and with --plots its figures)."""
+    from .compare import compare_summary
+    from .report import write_compare_report
+
+    a, b, table = write_compare_report(args.path, args.compare, args.output, title=args.title,
+                                       figure_format=args.figure_format, **analyze_kwargs(args))
+    if args.plots:
+        from .figure_failures import noted, warn_all
+        from .plots import comparison_figures
+
+        failures = []
+        with noted("comparison", "", failures):  # a figure that fails is a note (exit 1), the page is written
+            comparison_figures(table, label_of(args.path), label_of(args.compare), savedir=args.plots,
+                               figure_format=args.figure_format)
+        warn_all(failures)
+    n_changed = int((table["change"] != "").sum())
+    print(f"wrote {args.output}: A {len(a)} layer(s), B {len(b)} layer(s), {n_changed} layer(s) stand out")
+    print("compare: " + json.dumps(compare_summary(table)))
+    return EXIT_LAYERS_FAILED if any_failed(a) or any_failed(b) else EXIT_OK
 
 
 def cmd_compare(args) -> int:
@@ -287,14 +312,25 @@ def cmd_compare(args) -> int:
     return EXIT_LAYERS_FAILED if any_failed(a) or any_failed(b) else EXIT_OK
 
 
-def write_overview(details, plot_dir: str, label: str) -> None:
+def write_overview(details, plot_dir: str, label: str, figure_format: str = "png") -> None:
     """The model overview figures in plot_dir; when they cannot be drawn, a FigureWarning (a note, exit 1)."""
     from .figure_failures import noted, warn_all
     from .plots import overview_figures
 
     failures = []
     with noted(f"{label} overview", "", failures):
-        overview_figures(details, plot_dir, prefix="htsr.overview", label=label)
+        overview_figures(details, plot_dir, prefix="htsr.overview", label=label, figure_format=figure_format)
+    warn_all(failures)
+
+
+def write_views(details, plot_dir: str, label: str, figure_format: str = "png") -> None:
+    """The views by matrix kind and of the experts (those the table allows) in plot_dir; a failure is a note."""
+    from .figure_failures import noted, warn_all
+    from .plots import view_figures
+
+    failures = []
+    with noted(f"{label} views", "", failures):
+        view_figures(details, plot_dir, label=label, figure_format=figure_format)
     warn_all(failures)
 
 
@@ -380,13 +416,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("report", parents=[common, compute], help="write a self-contained HTML report",
                        formatter_class=raw, epilog="examples:\n  htsr report ./my-hf-model -o report.html\n"
-                       "  htsr report m.safetensors -o r.html --layer-figures all --plots figures/")
+                       "  htsr report m.safetensors -o r.html --layer-figures all --plots figures/\n"
+                       "  htsr report base/ -o diff.html --compare tuned/      (two models, layer by layer)\n"
+                       "  htsr report m.safetensors -o r.html --figure-format svg")
     r.add_argument("path", help=".safetensors file or Hugging Face model folder")
     r.add_argument("-o", "--output", required=True, metavar="FILE.html", help="the report file to write")
     r.add_argument("--title", help="page title (default: from the model path)")
     r.add_argument("--layer-figures", choices=["esd", "all", "none"], default="esd",
                    help="per-layer figures in the report: the log-log ESD (default), all five, or none")
-    r.add_argument("--plots", metavar="DIR", help="also write the figures as PNG files to DIR")
+    r.add_argument("--plots", metavar="DIR", help="also write the figures as files to DIR")
+    r.add_argument("--compare", metavar="PATH_B", help="compare with a second model (base vs fine-tuned, full vs "
+                   "quantized): the page shows both models layer by layer, changed layers highlighted")
+    r.add_argument("--figure-format", choices=["png", "svg"], default="png",
+                   help="figures in the report (and --plots) as PNG (default) or SVG")
     r.set_defaults(run=cmd_report)
 
     c = sub.add_parser("compare", parents=[common, compute, output], help="compare two models layer by layer "

@@ -17,7 +17,7 @@ def plot_history(history, metric: str = "alpha", path: Optional[str] = None, x: 
     history : an AlphaMonitor history DataFrame or the path of its .csv/.parquet file.
     path : also write the figure as a PNG there.
     Returns the matplotlib Figure (Agg canvas; needs htsr[plot])."""
-    from ..plots import _clip, _new_figure, _save
+    from ..plots.canvas import clip, new_figure, save
 
     if isinstance(history, (str, os.PathLike)):
         history = load_history(history)
@@ -25,7 +25,7 @@ def plot_history(history, metric: str = "alpha", path: Optional[str] = None, x: 
         raise ValueError(f"plot_history needs a history table with columns '{x}' and '{metric}'")
     ok = successful(history) if metric == "alpha" else history
     ok = ok[np.isfinite(pd.to_numeric(ok[metric], errors="coerce"))]
-    fig = _new_figure()
+    fig = new_figure()
     ax = fig.add_subplot(1, 1, 1)
     layers = list(dict.fromkeys(ok["longname"]))
     for name in layers:
@@ -39,8 +39,8 @@ def plot_history(history, metric: str = "alpha", path: Optional[str] = None, x: 
         ax.axhline(6.0, color="tab:orange", linestyle="--", linewidth=1)
     ax.set_xlabel(x)
     ax.set_ylabel(metric)
-    ax.set_title(_clip(title or f"{metric} per layer during training"))
+    ax.set_title(clip(title or f"{metric} per layer during training"))
     ax.legend(loc="best", fontsize=7)
     if path:
-        _save(fig, path)
+        save(fig, path)
     return fig

@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .plots import fill_density_stairs, set_vline
+from .canvas import Axis, fill_density_stairs, freeze_legend, set_vline
 
 MP_GRID_STEP = 0.001  # the reference evaluates the fitted density on this grid (rescaled units)
 
@@ -44,7 +44,7 @@ class MPPlotData:
 
 def mp_plot_data(evals: np.ndarray, Q: float, M: int, randomized: bool, name: str) -> Optional[MPPlotData]:
     """The core's MP fit of `evals` for the figures; None when the fit fails (no figure, as the reference)."""
-    from ._native import core
+    from .._native import core
 
     evals = np.sort(np.asarray(evals, dtype=np.float64))
     if len(evals) < 2 or not (Q >= 1.0) or M < 1:
@@ -59,7 +59,7 @@ def mp_plot_data(evals: np.ndarray, Q: float, M: int, randomized: bool, name: st
 
 def mp_curve(lo: float, hi: float, Q: float, sigma: float, law: str) -> Tuple[np.ndarray, np.ndarray]:
     """The fitted density on the reference's grid: [lo, hi] clipped to the law's support, step 0.001."""
-    from ._native import core
+    from .._native import core
 
     if law == "mp":
         root = np.sqrt(1.0 / Q)
@@ -83,8 +83,7 @@ class ExtraFigures:
 
     COLORS = {False: ("royalblue", 0.60, "ρ_emp(λ)"), True: ("darkorchid", 0.55, "ρ^rand_emp(λ)")}
 
-    def __init__(self, new_axis, freeze_legend):
-        self._new_axis, self._freeze = new_axis, freeze_legend
+    def __init__(self):
         self._mp: Dict[Tuple[bool, bool], object] = {}   # (randomized, quarter_circle singular values) -> axis
         self._mp1: Dict[bool, object] = {}
         self._rand: Dict[bool, object] = {}              # log10? -> axis
@@ -93,13 +92,13 @@ class ExtraFigures:
     def _mp_axis(self, randomized: bool, singular: bool):
         key = (randomized, singular)
         if key not in self._mp:
-            axis = self._new_axis()
+            axis = Axis("singular value ν (scaled)" if singular else "eigenvalue λ (scaled to mean 1)", "density")
             color, alpha, label = self.COLORS[randomized]
             if singular:
                 label = "ρ_emp(ν)"
             axis.hist = axis.ax.stairs([1.0], [0.0, 1.0], fill=True, color=color, alpha=alpha, label=label)
             axis.cut = axis.ax.axvline(0.0, linewidth=1, color="r", linestyle="--")
-            self._freeze(axis.fig, axis.ax.legend(loc="upper right"))  # the reference's legend: the histogram only
+            freeze_legend(axis.fig, axis.ax.legend(loc="upper right"))  # the reference's legend: the histogram only
             (axis.curve,) = axis.ax.plot([], [], linewidth=1, color="r")
             self._mp[key] = axis
         return self._mp[key]
@@ -118,12 +117,12 @@ class ExtraFigures:
     def mpfit1(self, mp: MPPlotData):
         """Q == 1: the rescaled eigenvalues against the MP density of Q = 1."""
         if mp.randomized not in self._mp1:
-            axis = self._new_axis()
+            axis = Axis("eigenvalue λ (scaled to mean 1)", "density")
             color = self.COLORS[mp.randomized][0]
             axis.hist = axis.ax.stairs([1.0], [0.0, 1.0], fill=True, color=color, alpha=0.6, label="ρ_emp(λ)")
             (axis.curve,) = axis.ax.plot([], [], linewidth=1, color="r", label="MP fit")
             axis.cut = axis.ax.axvline(0.0, linewidth=1, color="r", linestyle="--")
-            self._freeze(axis.fig, axis.ax.legend(handles=[axis.hist, axis.curve], loc="upper right"))
+            freeze_legend(axis.fig, axis.ax.legend(handles=[axis.hist, axis.curve], loc="upper right"))
             self._mp1[mp.randomized] = axis
         axis = self._mp1[mp.randomized]
         x, y = mp_curve(mp.values[0], mp.values[-1], mp.Q, mp.sigma, "mp")
@@ -134,12 +133,11 @@ class ExtraFigures:
     # ---- randomized ESD ----
     def randesd(self, evals: np.ndarray, rand_evals: np.ndarray, max_rand_eval: float, name: str, log10: bool):
         if log10 not in self._rand:
-            axis = self._new_axis()
+            axis = Axis("Log10 Eigenvalues (log10 λ)" if log10 else "Eigenvalues (λ)", "density")
             axis.orig = axis.ax.stairs([1.0], [0.0, 1.0], fill=True, color="g", label="original")
             axis.rand = axis.ax.stairs([1.0], [0.0, 1.0], fill=True, color="r", alpha=0.5, label="random")
             axis.max = axis.ax.axvline(0.0, color="orange", label="max rand")
-            axis.ax.set_xlabel("Log10 Eigenvalues (log10 λ)" if log10 else "Eigenvalues (λ)")
-            self._freeze(axis.fig, axis.ax.legend(loc="upper right"))
+            freeze_legend(axis.fig, axis.ax.legend(loc="upper right"))
             self._rand[log10] = axis
         axis = self._rand[log10]
         ev, rv = evals[evals > 0], rand_evals[rand_evals > 0]
