@@ -2,15 +2,15 @@
 detX (the detX = 1 constraint) and vectors (eigenvector localization statistics). Numerics in the core."""
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Any, Callable, Dict, List
 
 import numpy as np
 
 from ._native import core
+from .results.columns import when
 
 
-
-def add_detx(row: Dict) -> None:
+def add_detx(row: Dict, plan) -> None:
     """detX_num (eigenvalues, from the top, whose product stays >= 1 once the ESD is rescaled to sum to its
     length), num_ERG_spikes (= detX_num), ERG_gap (detX_num - num_pl_spikes), detX_val (that eigenvalue) and
     detX_val_unrescaled (the same on the rescaled scale; the reference's name)."""
@@ -28,15 +28,20 @@ def add_vector_metrics(row: Dict, plan) -> None:
     row.update(core.eigenvector_metrics(plan.slices, plan.scale, tail))
 
 
-def finish_rows(batch, rows: List[Dict], detX: bool, vectors: bool) -> None:
-    """Adds the detX / vectors columns to the successful rows of one analyzed batch (rows in batch order)."""
+# option -> what adds its columns to a successful row (from the row's ESD and the layer's plan)
+ROW_EXTRAS: Dict[Callable[[Any], bool], Callable[[Dict, Any], None]] = {when("detX"): add_detx,
+                                                                       when("vectors"): add_vector_metrics}
+
+
+def finish_rows(batch, rows: List[Dict], opts) -> None:
+    """Adds the columns of ROW_EXTRAS that opts asks for to the successful rows of one analyzed batch (rows
+    in batch order)."""
+    extras = [add for asked, add in ROW_EXTRAS.items() if asked(opts)]
     for plan, row in zip(batch, rows):
         if row.get("status") != "success":
             continue
         try:
-            if detX:
-                add_detx(row)
-            if vectors:
-                add_vector_metrics(row, plan)
+            for add in extras:
+                add(row, plan)
         except (ValueError, RuntimeError) as e:  # this layer's extra columns fail, the row and others stay
             row["message"] = "; ".join(m for m in (row.get("message"), f"layer '{plan.entry.longname}': {e}") if m)
