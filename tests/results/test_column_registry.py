@@ -13,7 +13,7 @@ from htsr.results.columns import BY_NAME, CORE_FIELDS, NO_VALUE, OPTIONAL, REGIS
 # power-law tests and clip_xmax; intra excludes randomize, vectors and inverse).
 EVERY_OPTION = dict(fix_fingers="clip_xmax", mp_fit=True, randomize=True, seed=3, alpha_ci=True, bootstrap=20,
                     gof=True, gof_resamples=20, compare_fits=True, farms=True, detX=True, vectors=True,
-                    return_esd=True, pool=False)
+                    spectral_gap=True, return_esd=True, pool=False)
 OTHER_OPTIONS = [dict(fit="TPL"), dict(intra=True)]
 
 

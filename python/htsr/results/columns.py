@@ -116,6 +116,7 @@ REGISTRY: List[Column] = [
     *_optional(["detX_num", "num_ERG_spikes", "ERG_gap", "detX_val", "detX_val_unrescaled"], when("detX"),
                ints=("detX_num", "num_ERG_spikes", "ERG_gap")),
     *_optional(_VECTOR_STATS, when("vectors")),
+    Column("spectral_gap", FLOAT, OPTIONAL, when("spectral_gap"), failed=-1.0),
     # how the layer was read and computed
     Column("dtype", TEXT, TAIL, describe=True), Column("storage", TEXT, TAIL, describe=True),
     Column("precision", LABEL, TAIL), Column("device", LABEL, TAIL), Column("rank_trusted", BOOL, TAIL),
