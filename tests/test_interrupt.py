@@ -97,7 +97,7 @@ def test_cli_ctrl_c_prints_one_line_and_exits_130(tmp_path):
 
 
 def test_ctrl_c_while_the_out_file_is_written_waits_until_it_is_whole(tmp_path, monkeypatch):
-    from htsr import resume
+    from htsr.results import resume  # the recorder writes the out file through this module
     from test_resume import make_model
 
     real = resume.write_table

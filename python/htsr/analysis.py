@@ -1,23 +1,30 @@
-"""Drives the core over a model's layers: select, plan, batch, analyze; one row per layer.
+"""Drives the core over a model's layers: plan_layers (select, check, size-filter, load) and run_plans (batches
+to the core, one row per layer); analyze() and describe() are thin wrappers over them.
 
 A failure in one layer (bad dtype, NaN, all zeros, odd shape) becomes that layer's failed row; the
 other layers are analyzed normally."""
 from __future__ import annotations
 
 import inspect
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from dataclasses import dataclass
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 import pandas as pd
 
 from ._native import core
 from . import options as option_table
-from .errors import Interrupted, LayerError, SourceError
-from .layers import (ANALYZABLE_TYPES, LayerEntry, LayerPlan, matrix_dims, plan_layer, rows_of_entry, split_slices,
+from .errors import LayerError, SourceError
+from .intra import intra_entries
+from .layer_extras import ROW_EXTRAS, finish_rows
+from .layers import (ANALYZABLE_TYPES, LayerEntry, LayerPlan, matrix_dims, plan_layer, split_slices,
                      storage_name, validate)
-from .results import (COMPARE_COLUMNS, DESCRIBE_COLUMNS, MOE_COLUMNS, failed_row, has_moe_rows, make_table,
-                      success_row)
 from .options import Options
+from .progress import LayerProgress
+from .results import DESCRIBE_COLUMNS, MOE_COLUMNS, failed_row, has_moe_rows, make_table
+from .results.columns import BY_NAME
+from .results.resume import RunRecorder, model_identity
+from .results.table import core_row
 from .selection import LayerSelection
 from .sources import iter_layers
 
@@ -26,6 +33,15 @@ from .sources import iter_layers
 # (mapped weights count in RSS once read: peak RSS ~ imports + BATCH_BYTES + one tensor + working memory).
 BATCH_BYTES = 256 * 1024 * 1024
 BATCH_LAYERS = 256
+Sink = Callable[[Dict, Optional[LayerPlan]], None]  # gets each row as soon as its layer is finished
+
+
+@dataclass
+class LayerFailure:
+    """A selected layer that cannot be analyzed (unreadable, not a matrix): its row is a failed row."""
+
+    entry: LayerEntry
+    message: str
 
 
 def size_filter_reason(N: int, M: int, rf: int, opts: Options) -> Optional[str]:
@@ -40,43 +56,85 @@ def size_filter_reason(N: int, M: int, rf: int, opts: Options) -> Optional[str]:
     return None
 
 
-def selected_entries(model, opts: Options) -> Iterator[LayerEntry]:
-    """The layers of `model` that opts.layers selects (read as opts' source options say)."""
+def selected_entries(model, opts: Options, intra_rng=None) -> Iterator[LayerEntry]:
+    """The layers of `model` that opts.layers selects (read as opts' source options say); with intra, the
+    pairs of consecutive layers instead."""
     selection = LayerSelection.parse(opts.layers, exact_names=opts.exact_names)
-    for entry in iter_layers(model, opts.start_ids, **opts.source_reading()):
-        if entry.layer_type in ANALYZABLE_TYPES or entry.layer_type == "unknown":
-            if selection.keeps(entry):
-                yield entry
+    entries = (entry for entry in iter_layers(model, opts.start_ids, **opts.source_reading())
+               if (entry.layer_type in ANALYZABLE_TYPES or entry.layer_type == "unknown") and selection.keeps(entry))
+    if opts.intra:
+        return intra_entries(entries, opts.sparsify, intra_rng if intra_rng is not None else
+                             np.random.RandomState(opts.seed))
+    return entries
+
+
+def checked_entries(entries: Iterable[LayerEntry], opts: Options) -> Iterator[Tuple[LayerEntry, Optional[str]]]:
+    """(entry, None) for each layer that passes the size filters, (entry, why) for one that cannot be analyzed
+    at all; layers the size filters skip are left out (from shapes alone: no weights are read)."""
+    for entry in entries:
+        try:
+            validate(entry)
+            N, M, rf = matrix_dims(entry)
+        except LayerError as e:
+            yield entry, str(e)
+            continue
+        if not size_filter_reason(N, M, rf, opts):
+            yield entry, None
 
 
 def sized_entries(model, opts: Options) -> Iterator[Tuple[LayerEntry, int, int, int]]:
     """(entry, N, M, rf) of the selected layers that are valid and pass the size filters; the others are
     skipped silently (describe, get_ESD and distances list layers, they do not report failures)."""
-    for entry in selected_entries(model, opts):
-        try:
-            validate(entry)
-            N, M, rf = matrix_dims(entry)
-        except LayerError:
+    for entry, problem in checked_entries(selected_entries(model, opts), opts):
+        if problem is None:
+            yield (entry, *matrix_dims(entry))
+
+
+def plan_layers(model, opts: Options, *, entries: Optional[Iterable[LayerEntry]] = None,
+                intra_rng=None) -> Iterator[Union[LayerPlan, LayerFailure]]:
+    """The plans of the layers `opts` selects (or of `entries`, already selected), weights loaded lazily as the
+    iterator advances; a layer that cannot be analyzed is a LayerFailure."""
+    if entries is None:
+        entries = selected_entries(model, opts, intra_rng)
+    for entry, problem in checked_entries(entries, opts):
+        if problem is not None:
+            yield LayerFailure(entry, problem)
             continue
-        if not size_filter_reason(N, M, rf, opts):
-            yield entry, N, M, rf
-
-
-def plan_entries(entries: Iterable[LayerEntry], opts: Options, add_row: Callable) -> Iterator[LayerPlan]:
-    """Plans the layers that pass the filters; layers that cannot be analyzed get a failed row (add_row)."""
-    for entry in entries:
         try:
-            validate(entry)
-            N, M, rf = matrix_dims(entry)
-            if size_filter_reason(N, M, rf, opts):
-                continue
             plan = plan_layer(entry, conv2d_norm=opts.conv2d_norm, float32_weights=opts.float32_weights)
-            if opts.pool:
-                yield plan
-            else:
-                yield from split_slices(plan, opts.conv2d_norm)
         except (LayerError, SourceError) as e:  # one unreadable tensor fails its row, not the model
-            add_row(failed_row(entry, str(e)), None)
+            yield LayerFailure(entry, str(e))
+            continue
+        yield from ([plan] if opts.pool else split_slices(plan, opts.conv2d_norm))
+
+
+def run_plans(plans: Iterable[Union[LayerPlan, LayerFailure]], opts: Options, sink: Optional[Sink] = None, *,
+              rng=None) -> List[Dict]:
+    """The rows of the plans (failed rows for LayerFailures), analyzed in batches; sink(row, plan) gets each
+    row as soon as its layer is finished (plan None for a failure). Ctrl-C raises KeyboardInterrupt within
+    about one matrix solve; rows handed to sink before are complete."""
+    rows: List[Dict] = []
+
+    def emit(row: Dict, plan: Optional[LayerPlan]) -> None:
+        rows.append(row)
+        if sink is not None:
+            sink(row, plan)
+
+    def failures_emitted(items) -> Iterator[LayerPlan]:
+        for item in items:
+            if isinstance(item, LayerFailure):
+                emit(failed_row(item.entry, item.message, opts=opts), None)
+            else:
+                yield item
+
+    bar = LayerProgress(opts.progress)
+    try:
+        for batch in batches(failures_emitted(plans)):
+            analyze_batch(batch, opts, rng, emit)
+            bar.batch_done(batch)
+    finally:
+        bar.close()
+    return rows
 
 
 def batches(plans: Iterable[LayerPlan]) -> Iterator[List[LayerPlan]]:
@@ -91,10 +149,9 @@ def batches(plans: Iterable[LayerPlan]) -> Iterator[List[LayerPlan]]:
         yield batch
 
 
-def analyze_batch(batch: List[LayerPlan], opts: Options, rng=None, on_row: Optional[Callable] = None) -> List[Dict]:
+def analyze_batch(batch: List[LayerPlan], opts: Options, rng=None, on_row: Optional[Sink] = None) -> List[Dict]:
     """The rows of one batch, in batch order; on_row(row, plan) gets each as soon as its layer is finished
-    (the core hands layers back while the rest of the batch still runs). Ctrl-C raises KeyboardInterrupt
-    within about one matrix solve; rows handed out before are complete."""
+    (the core hands layers back while the rest of the batch still runs)."""
     rows: List[Optional[Dict]] = [None] * len(batch)
 
     def layer_done(index: int, result: Dict) -> None:
@@ -108,43 +165,13 @@ def analyze_batch(batch: List[LayerPlan], opts: Options, rng=None, on_row: Optio
 
 
 def layer_row(plan: LayerPlan, result: Dict, opts: Options) -> Dict:
-    """The details row of one layer from the core's result."""
-    unasked = ([] if opts.fit != "PL" else ["Lambda"]) + \
-        ([] if opts.fix_fingers == "clip_xmax" else ["num_fingers", "raw_alpha"])
-    for key in unasked:  # the core reports every fit column; keep those of the options asked for
-        result.pop(key, None)
-    if result["error"]:
-        row = failed_row(plan.entry, f"layer '{plan.entry.longname}': {result['error']}", plan)
-        if plan.slice_id is not None:  # pool=False: which slice failed
-            row["slice_id"] = plan.slice_id
-        row.update({key: -1 for key in ("Lambda", "raw_alpha") if key not in unasked})
-        row.update({"num_fingers": 0} if "num_fingers" not in unasked else {})
-        row.update(fit_quality_failed_values(opts))
-    else:
-        row = success_row(plan, result, opts.precision, opts.device)
-    if opts.detX or opts.vectors:
-        from .layer_extras import finish_rows
-
-        finish_rows([plan], [row], opts.detX, opts.vectors)
-        if not (opts.return_esd or opts.plot):
-            row.pop("esd", None)
+    """The details row of one layer from the core's result, with the columns computed from its ESD."""
+    row = core_row(plan, result, opts)
+    if any(asked(opts) for asked in ROW_EXTRAS):
+        finish_rows([plan], [row], opts)
+    if "esd" in row and not BY_NAME["esd"].asked(opts):  # fetched for the extra columns only
+        row.pop("esd")
     return row
-
-
-def fit_quality_failed_values(opts: Options) -> Dict:
-    """The fit-quality columns of a row whose spectrum failed."""
-    values = {}
-    if opts.gof:
-        values["pl_pvalue"] = -1.0
-    if opts.compare_fits:
-        values.update({col: np.nan for col in COMPARE_COLUMNS})
-    if opts.gof or opts.compare_fits:
-        values["fit_quality"] = ""
-    if opts.farms:
-        values.update(alpha_farms=-1.0, farms_submatrices=0)
-    if opts.alpha_ci:
-        values["warning_ci"] = ""
-    return values
 
 
 def analyze(model, **options) -> pd.DataFrame:
@@ -193,61 +220,13 @@ analyze.__doc__ = analyze.__doc__.replace("{options}", option_table.docstring())
 
 
 def run_analysis(model, opts: Options, *, rng=None, intra_rng=None) -> pd.DataFrame:
-    """`analyze` with its options built: htsr's own entry points (the facade, get_ESD, svd_edit, analyze_many)
-    call this with internal options and, for the reference's draws, their own generators."""
-    plot_dir = opts.plot_dir
-    if opts.randomize and rng is None:
-        rng = core.MersenneTwister(opts.seed)
-    rows: List[Dict] = []
-    entries = selected_entries(model, opts)
-    if opts.intra:
-        from .intra import intra_entries
-
-        entries = intra_entries(entries, opts.sparsify, intra_rng if intra_rng is not None else
-                                np.random.RandomState(opts.seed))
-    recorder = None
-    if opts.out is not None:
-        from .resume import RunRecorder, model_identity
-
-        entries = list(entries)  # their names, shapes and dtypes identify the model in the out file
-        recorder = RunRecorder(opts.out, opts.run_record(), opts.resume, model_identity(model, entries))
-
-    def add_row(row: Dict, plan: Optional[LayerPlan]) -> None:
-        if recorder is not None:
-            recorder.record(row, rows_of_entry(plan))
-        else:
-            rows.append(row)
-
-    from .progress import LayerProgress
-
-    bar = None
-    stopped: Optional[BaseException] = None
-    try:
-        if recorder is not None:
-            entries = recorder.track(entries)
-            recorder.start()
-        bar = LayerProgress(opts.progress)
-        for batch in batches(plan_entries(entries, opts, add_row)):
-            analyze_batch(batch, opts, rng, add_row)
-            bar.batch_done(batch)
-    except BaseException as e:
-        if recorder is None:
-            raise
-        stopped = e  # every finished layer goes to `out` first
-    finally:
-        if bar is not None:
-            bar.close()
-    if recorder is None:
-        table = make_table(rows)
+    """`analyze` with its options built: htsr's own entry points (the facade, get_ESD, svd_edit) call this with
+    internal options and, for the reference's draws, their own generators."""
+    plot_dir = opts.plot_dir  # a bad savefig is refused before any layer is analyzed
+    if opts.out is None:
+        table = make_table(run_plans(plan_layers(model, opts, intra_rng=intra_rng), opts, rng=draws(opts, rng)))
     else:
-        try:
-            table = recorder.close(interrupted=stopped is not None)
-        except KeyboardInterrupt:  # Ctrl-C while the out file was written: it was held until the file was whole
-            stopped = stopped if isinstance(stopped, KeyboardInterrupt) else KeyboardInterrupt()
-        if isinstance(stopped, KeyboardInterrupt):
-            raise Interrupted(recorder.path, recorder.saved) from None
-        if stopped is not None:
-            raise stopped
+        table = run_recorded(model, opts, rng=rng, intra_rng=intra_rng).drop(columns="fingerprint")
     if plot_dir is not None:
         from .plots import plot_layers
 
@@ -259,6 +238,22 @@ def run_analysis(model, opts: Options, *, rng=None, intra_rng=None) -> pd.DataFr
         if not opts.return_esd:
             table = table.drop(columns=["esd", "rand_esd"], errors="ignore")
     return table
+
+
+def run_recorded(model, opts: Options, *, rng=None, intra_rng=None) -> pd.DataFrame:
+    """The run of analyze(out=...): each row recorded in opts.out as its layer finishes (htsr.results.resume);
+    returns the table of the file (earlier rows included on resume) with its `fingerprint` column."""
+    entries = list(selected_entries(model, opts, intra_rng))  # they identify the model in the out file
+    recorder = RunRecorder(opts.out, opts.run_record(), opts.resume, model_identity(model, entries))
+    rng = draws(opts, rng)
+    _, table = recorder.run(lambda: run_plans(plan_layers(model, opts, entries=recorder.track(entries)), opts,
+                                              recorder.sink, rng=rng))
+    return table
+
+
+def draws(opts: Options, rng=None):
+    """The generator of randomize's permutations: the caller's, else one seeded by opts.seed."""
+    return core.MersenneTwister(opts.seed) if opts.randomize and rng is None else rng
 
 
 DESCRIBE_OPTIONS = ("layers", "start_ids", "min_evals", "max_evals", "max_N", "pool", "conv2d_norm", "unsafe_pickle")
@@ -284,7 +279,4 @@ def run_describe(model, opts: Options) -> pd.DataFrame:
                      "layer_type": entry.layer_type, "N": N, "M": M, "Q": N / M, "rf": rf,
                      "num_evals": M * rf, "dtype": entry.dtype, "storage": storage_name(entry), **entry.tags})
     moe = MOE_COLUMNS if has_moe_rows(rows) else []
-    table = pd.DataFrame(rows, columns=DESCRIBE_COLUMNS + moe)
-    for col in moe[:2]:
-        table[col] = table[col].astype("Int64")
-    return table
+    return make_table(rows, DESCRIBE_COLUMNS + moe, sort=False)  # in the source's order

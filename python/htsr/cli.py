@@ -92,24 +92,20 @@ def table_text(table, columns: List[str]) -> str:
 
 
 def write_table(table, path: Optional[str], fmt: str, columns: List[str]) -> None:
-    """Writes `table` as csv/json/parquet/table text to `path` (stdout when None)."""
-    table = table.drop(columns=["esd"], errors="ignore")
-    if fmt == "parquet":
-        if not path:
-            raise UsageError("--format parquet needs --out FILE.parquet (binary output)")
+    """Writes `table` as csv/json/parquet (htsr.results.files) or table text to `path` (stdout when None)."""
+    from .results.files import table_text as file_text, write_table as write_file  # pandas: only when a command runs
+
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown format {fmt!r}")
+    if fmt == "parquet" and not path:
+        raise UsageError("--format parquet needs --out FILE.parquet (binary output)")
+    if path and fmt != "table":
         try:
-            table.to_parquet(path, index=False)
+            write_file(table, path, fmt)
         except ImportError as e:
             raise UsageError(f"parquet output needs pyarrow (pip install pyarrow): {e}") from e
         return
-    if fmt == "csv":
-        text = table.to_csv(index=False)
-    elif fmt == "json":
-        text = table.to_json(orient="records", indent=1, double_precision=15)
-    elif fmt == "table":
-        text = table_text(table, columns) + "\n"
-    else:
-        raise UsageError(f"unknown format {fmt!r}")
+    text = table_text(table, columns) + "\n" if fmt == "table" else file_text(table, fmt)
     if path:
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)

@@ -1,17 +1,18 @@
 """Several models, or the layers of one huge model, analyzed in chunks on Ray tasks (or serially).
 
-The driver enumerates every source's layers (shapes only), cuts each layer plan into chunks of at most
-`chunk_bytes` of weights / `chunk_layers` layers, and runs one task per chunk. Each task calls `analyze`
-on its layer ids with a private resumable spool file, so a retried task (Ray `max_retries`, e.g. after its
-worker died) redoes only the layers it had not finished. Finished chunks stream back into one table with
-a `model` column, and into the resumable `out` file, which is rewritten after every chunk."""
+The driver enumerates every source's layers (shapes only, through analysis.checked_entries: the filter
+analyze uses), cuts them into chunks of at most `chunk_bytes` of weights / `chunk_layers` layers, and runs one
+task per chunk: plan_layers / run_plans on its layer ids, its rows recorded in a private spool file
+(results.resume), so a retried task (Ray `max_retries`, e.g. after its worker died) redoes only the layers it
+had not finished. Finished chunks stream back into one table with a `model` column, and into the `out` file's
+journal (the same recorder as analyze's), folded into `out` when the run ends. This module is chunking and
+engines only."""
 from __future__ import annotations
 
 import hashlib
 import json
 import os
 import shutil
-import socket
 import tempfile
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
@@ -19,14 +20,13 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from .analysis import analyze, selected_entries, size_filter_reason
-from .errors import HTSRError, Interrupted, LayerError, SourceError
-from .journal import RunJournal
-from .layers import ITEMSIZE, LayerEntry, matrix_dims, validate
+from .analysis import checked_entries, run_analysis, run_recorded, selected_entries
+from .errors import HTSRError, SourceError
+from .layers import ITEMSIZE, LayerEntry
 from .options import Options
+from .ray_engine import ray_results
 from .results import failed_row, make_table
-from .resume import (BOOL_COLUMNS, RUN_COLUMNS, check_fingerprint, check_out_path, read_previous_run, read_table,
-                     write_table)
+from .results.resume import RunRecorder
 
 CHUNK_BYTES = 1 << 30  # weights per task: big enough to amortize a task, small enough to retry cheaply
 ENGINES = ("serial", "ray")
@@ -69,11 +69,12 @@ def analyze_many(sources, *, engine: str = "serial", address: Optional[str] = No
         chunk_bytes bytes of stored weights (default 1 GiB; a larger layer is a chunk of its own).
     max_retries : times Ray reruns a task whose worker died (a retry skips the layers that task had
         already finished). Python exceptions are not retried: the chunk's layers become failed rows.
-    out, resume : as in `analyze`: the details file (.parquet, .csv, .json), rewritten after every finished
-        chunk, with columns model, fingerprint and run_options added; resume=True skips the layers already
-        there. Rows of chunks that failed as a whole are returned but not written, so a resume retries them.
-        The run holds the lock on OUT.journal (a second writer fails with htsr.journal.OutFileBusy); Ctrl-C
-        raises htsr.errors.Interrupted once the finished chunks are in `out`.
+    out, resume : as in `analyze`: the details file (.parquet, .csv, .json), with columns model, fingerprint
+        and run_options added; the rows of each finished chunk go to OUT.journal at once and are folded into
+        `out` when the run ends or stops (and by a resume of a killed run); resume=True skips the layers
+        already there. Rows of chunks that failed as a whole are returned but not written, so a resume retries
+        them. The run holds the lock on OUT.journal (a second writer fails with htsr.journal.OutFileBusy);
+        Ctrl-C raises htsr.errors.Interrupted once the finished chunks are in `out`.
     **options : any other `analyze` option (layers, min_evals, precision, mp_fit, device, ...), applied to
         every source. randomize / alpha_ci draws restart from `seed` in every chunk, so with a model split
         into several chunks they differ from one analyze() call on it (engines still agree exactly).
@@ -96,56 +97,54 @@ def analyze_many(sources, *, engine: str = "serial", address: Optional[str] = No
     labeled = label_sources(sources)
     opts = _checked_options(options, remote=engine == "ray")
     run_options = dict(opts.run_record(), chunk_layers=chunk_layers, chunk_bytes=chunk_bytes)
-    recorder = ManyRecorder(out, run_options, resume, [label for label, _ in labeled]) if out is not None else None
-    try:
-        return _analyze_chunks(labeled, options, opts, recorder, out, engine, address=address, gpus_per_task=gpus_per_task,
-                               cpus_per_task=cpus_per_task, chunk_layers=chunk_layers, chunk_bytes=chunk_bytes,
-                               max_retries=max_retries)
-    except KeyboardInterrupt:
-        if recorder is None:
-            raise
-        raise Interrupted(recorder.path, recorder.saved) from None  # finished chunks are in `out`
-    finally:
-        if recorder is not None:
-            recorder.close()
+    recorder = RunRecorder(out, run_options, resume, None, [label for label, _ in labeled]) if out else None
+    run = dict(engine=engine, address=address, gpus_per_task=gpus_per_task, cpus_per_task=cpus_per_task,
+               max_retries=max_retries)
+    if recorder is None:
+        return _analyze_chunks(labeled, options, opts, None, out, chunk_layers, chunk_bytes, run)
+    table, _ = recorder.run(lambda: _analyze_chunks(labeled, options, opts, recorder, out, chunk_layers, chunk_bytes,
+                                                    run))
+    return table
 
 
-def _analyze_chunks(labeled, options: Dict, opts: Options, recorder, out, engine: str, *, address, gpus_per_task,
-                    cpus_per_task, chunk_layers, chunk_bytes, max_retries) -> pd.DataFrame:
+def _analyze_chunks(labeled, options: Dict, opts: Options, recorder: Optional[RunRecorder], out,
+                    chunk_layers: Optional[int], chunk_bytes: int, run: Dict) -> pd.DataFrame:
+    """Runs the chunks on the engine; each finished chunk's rows go to the recorder as it comes back."""
     chunks = plan_chunks(labeled, opts, recorder, chunk_layers, chunk_bytes)
     spool_dir, own_spool = _spool_dir(out)
     worker_options = {k: v for k, v in options.items() if k != "layers"}
     tables: Dict[int, pd.DataFrame] = {}
     try:
-        if engine == "serial":
-            results = _serial_results(chunks, labeled, worker_options, spool_dir)
-        else:
-            results = _ray_results(chunks, labeled, worker_options, spool_dir, address=address,
-                                   gpus_per_task=gpus_per_task, cpus_per_task=cpus_per_task,
-                                   max_retries=max_retries)
-        for chunk, table, error in results:
+        for chunk, table, error in engine_results(chunks, labeled, worker_options, spool_dir, **run):
             if error is None:
                 tables[chunk.index] = table
                 if recorder is not None:
-                    recorder.add(chunk.label, table)
-                    recorder.flush()
-            else:
+                    recorder.record_table(table, chunk.label)
+            else:  # not recorded: a resume tries these layers again
                 message = f"model '{chunk.label}': the task of layers {_id_range(chunk.ids)} failed: {error}"
-                tables[chunk.index] = pd.DataFrame([failed_row(e, message) for e in chunk.entries])
+                tables[chunk.index] = pd.DataFrame([failed_row(e, message, opts=opts) for e in chunk.entries])
     finally:
         if own_spool:
             shutil.rmtree(spool_dir, ignore_errors=True)
         else:
             _remove_if_empty(spool_dir)
-    if recorder is not None:
-        recorder.flush()
     by_label: Dict[str, List[pd.DataFrame]] = {label: [] for label, _ in labeled}
     if recorder is not None and recorder.previous is not None:
         for label, rows in recorder.previous.groupby("model", sort=False):
-            by_label[label].append(rows.drop(columns=["model"]))
+            by_label[label].append(rows.drop(columns=["model", "run_options"]))
     for chunk in chunks:
         by_label[chunk.label].append(tables[chunk.index])
-    return assemble(by_label).drop(columns=RUN_COLUMNS, errors="ignore")
+    return assemble(by_label).drop(columns="fingerprint")
+
+
+def engine_results(chunks: List["Chunk"], labeled, options: Dict, spool_dir: str, *, engine: str, address,
+                   gpus_per_task, cpus_per_task, max_retries) -> Iterator:
+    """(chunk, table, error) of every chunk, as the engine finishes them."""
+    if engine == "serial":
+        return _serial_results(chunks, labeled, options, spool_dir)
+    return ray_results(run_chunk, chunks, labeled, options, lambda chunk: _spool_path(spool_dir, chunk, options),
+                       address=address, gpus_per_task=gpus_per_task, cpus_per_task=cpus_per_task,
+                       max_retries=max_retries)
 
 
 def label_sources(sources) -> List[Tuple[str, object]]:
@@ -185,11 +184,10 @@ def plan_chunks(labeled, opts: Options, recorder, chunk_layers: Optional[int], c
         except (OSError, ValueError, TypeError) as e:
             raise SourceError(f"analyze_many: source '{label}' cannot be read: {type(e).__name__}: {e}") from None
         groups: Dict[int, List[LayerEntry]] = {}
-        for entry in entries:
-            if _analyzed(entry, opts):
-                groups.setdefault(entry.layer_id, []).append(entry)
+        for entry, _ in checked_entries(entries, opts):  # unreadable layers stay: their task gives failed rows
+            groups.setdefault(entry.layer_id, []).append(entry)
         if recorder is not None:
-            groups = {i: g for i, g in groups.items() if not recorder.skip(label, g)}
+            groups = {i: g for i, g in groups.items() if not _already_done(recorder, label, g)}
         chunk: Optional[Chunk] = None
         for layer_id, group in groups.items():
             nbytes = sum(_entry_bytes(e) for e in group)
@@ -204,111 +202,47 @@ def plan_chunks(labeled, opts: Options, recorder, chunk_layers: Optional[int], c
 
 
 def run_chunk(source, ids: Sequence[int], options: Dict, spool: Optional[str]) -> pd.DataFrame:
-    """The task: analyze the layers `ids` of `source` with a resumable spool file (so a rerun after a
-    crash skips the finished layers); returns the rows with their `fingerprint` column."""
-    out = None
-    if spool is not None:
-        if spool.endswith(".parquet") and not _has_pyarrow():  # this node lacks pyarrow
-            spool = spool[: -len(".parquet")] + ".csv"
-        try:
-            os.makedirs(os.path.dirname(spool), exist_ok=True)
-            out = spool
-        except OSError:
-            out = None  # this node cannot write the spool: a rerun redoes the whole chunk
-    table = analyze(source, layers=list(ids), out=out, resume=out is not None, progress=False, **options)
-    if out is None:
-        table["fingerprint"] = ""
-        return table
-    recorded = read_table(out)
-    fingerprints = {(int(i), str(n)): fp for i, n, fp in zip(recorded["layer_id"], recorded["longname"],
-                                                             recorded["fingerprint"])}
-    table["fingerprint"] = [fingerprints.get((int(i), str(n)), "") for i, n in zip(table["layer_id"],
-                                                                                 table["longname"])]
+    """The task: analyze the layers `ids` of `source`, each row recorded in the spool file as it finishes (so a
+    rerun after a crash skips the finished layers); returns the rows with their `fingerprint` column."""
+    opts = Options(**dict(options, layers=list(ids), progress=False))
+    out = _usable_spool(spool)
+    if out is None:  # this node cannot write the spool: a rerun redoes the whole chunk
+        return run_analysis(source, opts).assign(fingerprint="")
+    table = run_recorded(source, opts.replace(out=out, resume=True))
     os.remove(out)
     return table
 
 
+def _usable_spool(spool: Optional[str]) -> Optional[str]:
+    if spool is None:
+        return None
+    if spool.endswith(".parquet") and not _has_pyarrow():  # this node lacks pyarrow
+        spool = spool[: -len(".parquet")] + ".csv"
+    try:
+        os.makedirs(os.path.dirname(spool), exist_ok=True)
+    except OSError:
+        return None
+    return spool
+
+
 def assemble(by_label: Dict[str, List[pd.DataFrame]]) -> pd.DataFrame:
     """One table: per source (in order) its rows sorted by layer id, with `model` as the first column."""
-    parts = []
-    for label, tables in by_label.items():
-        rows = [r for t in tables for r in t.to_dict("records")]
-        fingerprints = {(int(r["layer_id"]), str(r["longname"])): r.get("fingerprint", "") for r in rows}
-        table = make_table(rows)
-        table.insert(0, "model", label)
-        table["fingerprint"] = [fingerprints.get((int(i), str(n)), "") for i, n in zip(table["layer_id"],
-                                                                                      table["longname"])]
-        parts.append(table)
-    non_empty = [p for p in parts if len(p)]
-    return pd.concat(non_empty, ignore_index=True) if non_empty else parts[0]
+    rows = [dict(r, model=label) for label, tables in by_label.items() for t in tables for r in t.to_dict("records")]
+    fingerprints = {(r["model"], int(r["layer_id"]), str(r["longname"])): r.get("fingerprint", "") for r in rows}
+    table = make_table(rows, labels=list(by_label))
+    table["fingerprint"] = [fingerprints.get((m, int(i), str(n)), "") for m, i, n in
+                            zip(table["model"], table["layer_id"], table["longname"])]
+    return table
 
 
-class ManyRecorder:
-    """The `out` file of analyze_many: rows of a previous run (resume) plus rows of chunks as they finish."""
-
-    def __init__(self, path, run_options: Dict, resume: bool, labels: List[str]):
-        self.path = check_out_path(path)
-        self.options_json = json.dumps(run_options, sort_keys=True, default=str)
-        self.labels = labels
-        self.previous: Optional[pd.DataFrame] = None
-        self.done: Dict[Tuple[str, int, str], str] = {}  # (model, layer_id, longname) -> fingerprint
-        self.redo: set = set()  # (model, layer_id) of previous rows to drop: that layer is analyzed again
-        self.new: Dict[str, List[pd.DataFrame]] = {label: [] for label in labels}
-        self.saved = 0  # rows in the file
-        self.lock = RunJournal(self.path)  # held for the run: a second writer of `path` fails at once
-        try:
-            if resume and os.path.exists(self.path):
-                self._load()
-        except BaseException:
-            self.close()
-            raise
-
-    def close(self) -> None:
-        self.lock.close(remove=True)
-
-    def _load(self) -> None:
-        table = read_previous_run(self.path, ["model", "layer_id", "longname"], "analyze_many(out=...)",
-                                  self.options_json)
-        if table is None:
-            return
-        self.saved = len(table)
-        table["model"] = table["model"].astype(str)
-        for col in BOOL_COLUMNS:  # a failed row's missing flag: NaN, as in a fresh table (files give None)
-            if col in table:
-                table[col] = table[col].astype(object).where(table[col].notna(), np.nan)
-        table = table[table["model"].isin(self.labels)]  # rows of sources not given now are left out
-        self.previous = table.reset_index(drop=True)
-        for model, layer_id, longname, fp in zip(table["model"], table["layer_id"], table["longname"],
-                                                 table["fingerprint"]):
-            self.done[(model, int(layer_id), str(longname))] = fp
-
-    def skip(self, label: str, group: List[LayerEntry]) -> bool:
-        """True when every entry of this layer id is in the file (after checking its weights are unchanged)."""
-        keys = [(label, e.layer_id, e.longname) for e in group]
-        if not all(k in self.done for k in keys):
-            if any(k in self.done for k in keys):
-                self.redo.add((label, group[0].layer_id))
-            return False
-        for entry, key in zip(group, keys):
-            check_fingerprint(self.path, entry, self.done[key], model=label)
-        return True
-
-    def add(self, label: str, table: pd.DataFrame) -> None:
-        self.new[label].append(table)
-
-    def flush(self) -> None:
-        """Rewrites the file (atomically) with the previous rows and every chunk finished so far."""
-        if self.previous is not None and self.redo:
-            keep = [(m, int(i)) not in self.redo for m, i in zip(self.previous["model"], self.previous["layer_id"])]
-            self.previous, self.redo = self.previous[keep].reset_index(drop=True), set()
-        by_label = {label: list(tables) for label, tables in self.new.items()}
-        if self.previous is not None:
-            for label, rows in self.previous.groupby("model", sort=False):
-                by_label[label].insert(0, rows.drop(columns=["model"]))
-        table = assemble(by_label)
-        table["run_options"] = self.options_json
-        write_table(table, self.path)
-        self.saved = len(table)
+def _already_done(recorder: RunRecorder, label: str, group: List[LayerEntry]) -> bool:
+    """True when every entry of this layer id is in the out file (after checking its weights are unchanged);
+    a layer id partly there is analyzed again (its new rows replace the old)."""
+    if not all(recorder.is_done(entry, label) for entry in group):
+        return False
+    for entry in group:
+        recorder.check_unchanged(entry, label)
+    return True
 
 
 def _serial_results(chunks: List[Chunk], labeled, options: Dict, spool_dir: str) -> Iterator:
@@ -319,92 +253,6 @@ def _serial_results(chunks: List[Chunk], labeled, options: Dict, spool_dir: str)
             yield chunk, None, f"{type(e).__name__}: {e}"
         else:
             yield chunk, table, None
-
-
-def _ray_results(chunks: List[Chunk], labeled, options: Dict, spool_dir: str, *, address, gpus_per_task,
-                 cpus_per_task, max_retries) -> Iterator:
-    """Submits every chunk, then yields (chunk, table, error) in the order they finish."""
-    ray = _import_ray()
-    started = connect(address)
-    pending = {}
-    try:
-        task = ray.remote(run_chunk).options(max_retries=max_retries, retry_exceptions=False,
-                                            num_cpus=cpus_per_task, num_gpus=gpus_per_task)
-        # In-memory models go to the object store once, whatever the number of their chunks.
-        shared = {i: (s if isinstance(s, (str, os.PathLike)) else ray.put(s)) for i, (_, s) in enumerate(labeled)}
-        for chunk in chunks:
-            ref = task.remote(shared[chunk.source_index], chunk.ids, options, _spool_path(spool_dir, chunk, options))
-            pending[ref] = chunk
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            for ref in ready:
-                chunk = pending.pop(ref)
-                try:
-                    table = ray.get(ref)
-                except Exception as e:  # noqa: BLE001 - the task failed after its retries
-                    yield chunk, None, _ray_error_text(e, max_retries)
-                else:
-                    yield chunk, table, None
-    finally:
-        for ref in pending:
-            ray.cancel(ref, force=True)
-        if started:
-            ray.shutdown()
-
-
-def connect(address: Optional[str]) -> bool:
-    """Connects this process to Ray (local when address is None); True when it started the connection."""
-    ray = _import_ray()
-    if address is not None:
-        check_address(address)
-    if ray.is_initialized():
-        if address is not None:
-            raise ValueError(f"address={address!r}: Ray is already initialized in this process; leave address "
-                             "out to use that connection, or call ray.shutdown() first")
-        return False
-    try:
-        if address is None:
-            ray.init(include_dashboard=False)
-        else:
-            ray.init(address=address)
-    except (ConnectionError, RuntimeError, ValueError) as e:
-        where = "start a local Ray" if address is None else f"connect to the Ray cluster at {address!r}"
-        raise ConnectionError(f"engine='ray': cannot {where}: {e}") from None
-    return True
-
-
-def check_address(address: str, timeout: float = 5.0) -> None:
-    """Refuses malformed or unreachable addresses at once (ray.init would retry for minutes)."""
-    if not isinstance(address, str) or not address:
-        raise ValueError(f"address must be 'auto', 'HOST:PORT' or 'ray://HOST:PORT', got {address!r}")
-    if address == "auto":
-        return
-    hostport = address[len("ray://"):] if address.startswith("ray://") else address
-    host, _, port = hostport.rpartition(":")
-    if not host or not port.isdigit() or "/" in hostport:
-        raise ValueError(f"address={address!r}: expected 'auto', 'HOST:PORT' or 'ray://HOST:PORT'")
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
-    except OSError as e:
-        raise ConnectionError(f"address={address!r}: no Ray cluster reachable there ({e})") from None
-
-
-def _import_ray():
-    try:
-        import ray
-    except ImportError:
-        raise ImportError("engine='ray' needs Ray: pip install 'htsr[ray]'") from None
-    return ray
-
-
-def _ray_error_text(error: Exception, max_retries: int) -> str:
-    cause = getattr(error, "cause", None)  # RayTaskError wraps the task's own exception
-    if cause is not None:
-        return f"{type(cause).__name__}: {cause}"
-    name = type(error).__name__
-    if "WorkerCrashed" in name or "NodeDied" in name or "ActorDied" in name:
-        return f"{name}: its worker died {max_retries + 1} time(s) ({str(error).splitlines()[0]})"
-    return f"{name}: {str(error).splitlines()[0] if str(error) else ''}"
 
 
 def _checked_options(options: Dict, remote: bool) -> Options:
@@ -426,16 +274,6 @@ def _check_positive(**values) -> None:
     for name, value in values.items():
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
-def _analyzed(entry: LayerEntry, opts: Options) -> bool:
-    """False only for layers analyze() drops silently (size filters); unreadable ones give failed rows."""
-    try:
-        validate(entry)
-        N, M, rf = matrix_dims(entry)
-    except (LayerError, SourceError):
-        return True
-    return size_filter_reason(N, M, rf, opts) is None
 
 
 def _entry_bytes(entry: LayerEntry) -> int:

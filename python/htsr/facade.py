@@ -11,6 +11,7 @@ import pandas as pd
 from ._native import core
 from .analysis import run_analysis, run_describe
 from .options import Options
+from .results.columns import ARRAY, BY_NAME, TRAILING, asked_columns
 
 # The reference's columns, in the order its analyze() returns them.
 REFERENCE_COLUMNS = ["layer_id", "name", "D", "M", "N", "Q", "alpha", "alpha_weighted", "entropy", "has_esd",
@@ -18,14 +19,6 @@ REFERENCE_COLUMNS = ["layer_id", "name", "D", "M", "N", "Q", "alpha", "alpha_wei
                      "matrix_rank", "norm", "num_evals", "num_pl_spikes", "rank_loss", "rf", "sigma",
                      "spectral_norm", "stable_rank", "status", "sv_max", "sv_min", "warning", "weak_rank_loss",
                      "xmax", "xmin"]
-MP_FIT_COLUMNS = ["num_spikes", "sigma_mp", "mp_softrank", "W_scale", "bulk_max", "bulk_min"]
-TPL_COLUMNS = ["Lambda"]
-FINGER_COLUMNS = ["num_fingers", "raw_alpha"]
-RANDOMIZE_COLUMNS = ["max_rand_eval", "rand_distance", "ww_softrank", "ww_maxdist", "num_traps", "rand_num_spikes",
-                     "rand_sigma_mp", "rand_mp_softrank", "rand_W_scale", "rand_bulk_max", "rand_bulk_min"]
-DETX_COLUMNS = ["detX_num", "num_ERG_spikes", "ERG_gap", "detX_val", "detX_val_unrescaled"]
-VECTOR_COLUMNS = [f"{g}_{s}" for s in ("vec_entropy", "loc_ratio", "part_ratio")
-                  for g in ("bulk_mean", "bulk_var", "tail_mean", "tail_var")]
 REFERENCE_DESCRIBE_COLUMNS = ["layer_id", "name", "M", "N", "Q", "layer_type", "longname", "num_evals", "rf"]
 
 # Options of the reference that htsr does not implement yet: passing a non-default value raises.
@@ -91,10 +84,7 @@ class WeightWatcher:
         details = run_analysis(self._model(model), opts, rng=rng, intra_rng=np.random)
         if rng is not None:
             _advance_numpy_global_rng(rng)
-        extra = (MP_FIT_COLUMNS if mp_fit else []) + (RANDOMIZE_COLUMNS if randomize else []) + \
-            (DETX_COLUMNS if detX or ERG else []) + (VECTOR_COLUMNS if vectors else []) + (["Xflag"] if intra else []) + \
-            (TPL_COLUMNS if fit != "PL" else []) + (FINGER_COLUMNS if fix_fingers == "clip_xmax" else [])
-        columns = REFERENCE_COLUMNS[:2] + sorted(REFERENCE_COLUMNS[2:] + extra)  # the reference sorts its columns
+        columns = REFERENCE_COLUMNS[:2] + sorted(REFERENCE_COLUMNS[2:] + reported_columns(opts))  # as it sorts them
         columns += ["slice_id"] if "slice_id" in details.columns else []
         self.details = details[[c for c in columns if c in details.columns]].copy()
         # The reference derives the warning from alpha alone, so its failed rows (alpha = -1) say 'over-trained'.
@@ -172,6 +162,13 @@ class WeightWatcher:
         metrics = ["log_norm", "alpha", "alpha_weighted", "log_alpha_norm", "log_spectral_norm", "stable_rank",
                    "mp_softrank"]
         return {m: details[m].mean() for m in metrics if m in details.columns}
+
+
+def reported_columns(opts: Options):
+    """The registered columns beyond the default path that these options ask for (slice_id goes last, arrays
+    are not reported)."""
+    asked = asked_columns(opts) + asked_columns(opts, TRAILING)
+    return [c for c in asked if BY_NAME[c].dtype != ARRAY and c != "slice_id"]
 
 
 def _reference_options(**options) -> Options:

@@ -165,6 +165,9 @@ OPTIONS: Dict[str, Option] = {
                    "detX_num, num_ERG_spikes, ERG_gap, detX_val, detX_val_unrescaled."),
     "vectors": Option(False, ANALYSIS, "also eigenvector localization statistics over the bulk (eigenvalue < xmin) "
                       "and the tail: columns {bulk,tail}_{mean,var}_{vec_entropy,loc_ratio,part_ratio}."),
+    "spectral_gap": Option(False, ANALYSIS, "also spectral_gap = lambda_max / the second-largest eigenvalue of each "
+                           "ESD (how far the top eigenvalue stands out of the rest); NaN when the layer has no second "
+                           "nonzero eigenvalue (matrix_rank < 2), -1 where it failed."),
     # --- where results go
     "return_esd": Option(False, OUTPUT, "also return each layer's eigenvalues in an 'esd' column (and, with "
                          "randomize, the randomized ones in 'rand_esd')."),
@@ -231,7 +234,7 @@ class Options:
         self.alpha_ci = (0.05, 0.95) if self.alpha_ci is True else (tuple(self.alpha_ci) if self.alpha_ci else None)
         self.fix_fingers = self.fix_fingers or None
         for flag in ("mp_fit", "randomize", "detX", "vectors", "inverse", "intra", "sparsify", "deltas", "gof",
-                     "compare_fits", "farms"):
+                     "compare_fits", "farms", "spectral_gap"):
             setattr(self, flag, bool(getattr(self, flag)))
 
     def check(self) -> None:
@@ -268,8 +271,8 @@ class Options:
 
     @property
     def keeps_esd(self) -> bool:
-        """Whether the core returns the eigenvalues (asked for, or needed by figures, detX or vectors)."""
-        return bool(self.return_esd or self.plot or self.detX or self.vectors)
+        """Whether the core returns the eigenvalues (asked for, or needed by figures, detX, vectors or spectral_gap)."""
+        return bool(self.return_esd or self.plot or self.detX or self.vectors or self.spectral_gap)
 
     @property
     def plot_dir(self) -> Optional[str]:

@@ -1,48 +1,17 @@
-"""The details table (spec §5): row builders, column order, and the summary."""
+"""The details table (spec §5): the rows of a layer (failed or analyzed), the table in registry order, and the
+summary. Which columns exist, their types and their failed-row values come from the registry (columns.py)."""
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import pandas as pd
 
-from .errors import LayerError
-from .layers import matrix_dims, storage_name
+from ..errors import LayerError
+from ..layers import matrix_dims, storage_name
+from .columns import (BY_NAME, CORE_FIELDS, DEFAULT, INT, LEADING, MOE_COLUMNS, OPTIONAL, TAIL, TRAILING, VERDICTS,
+                      failed_values, names, unasked_columns)
 
-IDENTITY_COLUMNS = ["layer_id", "name", "longname", "layer_type", "N", "M", "Q", "rf"]
-SPECTRUM_COLUMNS = ["num_evals", "has_esd", "sv_max", "sv_min", "lambda_max", "rank_loss", "weak_rank_loss"]
-FIT_COLUMNS = ["alpha", "xmin", "xmax", "D", "sigma", "num_pl_spikes", "status", "warning"]
-METRIC_COLUMNS = ["norm", "log_norm", "spectral_norm", "log_spectral_norm", "alpha_weighted", "log_alpha_norm",
-                  "stable_rank", "matrix_rank", "entropy"]
-# Beyond the default path (spec §6), present only when asked for.
-MP_COLUMNS = ["num_spikes", "sigma_mp", "mp_softrank", "W_scale", "bulk_max", "bulk_min"]
-RANDOM_COLUMNS = ["max_rand_eval", "rand_distance", "ww_softrank", "ww_maxdist", "num_traps", "rand_num_spikes",
-                  "rand_sigma_mp", "rand_mp_softrank", "rand_W_scale", "rand_bulk_max", "rand_bulk_min"]
-CI_COLUMNS = ["alpha_ci_lo", "alpha_ci_hi", "warning_ci"]
-# Can alpha be trusted: gof, compare_fits (and the verdict of either), farms.
-ALTERNATIVES = ["exponential", "lognormal", "stretched_exponential", "truncated_power_law"]
-GOF_COLUMNS = ["pl_pvalue"]
-COMPARE_COLUMNS = [f"{stat}_{alt}" for alt in ALTERNATIVES for stat in ("R", "p")]
-VERDICT_COLUMNS = ["fit_quality"]
-VERDICTS = ["power_law", "weak_power_law", "not_power_law", "too_few_evals"]
-FARMS_COLUMNS = ["alpha_farms", "farms_submatrices"]
-# detX / vectors columns (htsr.layer_extras).
-DETX_COLUMNS = ["detX_num", "num_ERG_spikes", "ERG_gap", "detX_val", "detX_val_unrescaled"]
-VECTOR_COLUMNS = [f"{group}_{stat}" for stat in ("vec_entropy", "loc_ratio", "part_ratio")
-                  for group in ("bulk_mean", "bulk_var", "tail_mean", "tail_var")]
-TPL_COLUMNS = ["Lambda"]                       # fit='TPL' / 'E_TPL'
-FINGER_COLUMNS = ["num_fingers", "raw_alpha"]  # fix_fingers='clip_xmax'
-OPTIONAL_COLUMNS = TPL_COLUMNS + FINGER_COLUMNS + CI_COLUMNS + GOF_COLUMNS + COMPARE_COLUMNS + VERDICT_COLUMNS + \
-    FARMS_COLUMNS + MP_COLUMNS + RANDOM_COLUMNS + DETX_COLUMNS + VECTOR_COLUMNS
-OPTIONAL_INTEGER_COLUMNS = ["num_spikes", "num_traps", "rand_num_spikes", "num_fingers", "detX_num", "num_ERG_spikes",
-                            "ERG_gap", "farms_submatrices"]
-EXTRA_COLUMNS = ["dtype", "storage", "precision", "device", "rank_trusted", "svd_fallback", "message"]
-COLUMNS = IDENTITY_COLUMNS + SPECTRUM_COLUMNS + FIT_COLUMNS + METRIC_COLUMNS + EXTRA_COLUMNS
-DESCRIBE_COLUMNS = IDENTITY_COLUMNS + ["num_evals", "dtype", "storage"]
-INTEGER_COLUMNS = ["layer_id", "N", "M", "rf", "num_evals", "rank_loss", "weak_rank_loss", "num_pl_spikes",
-                   "matrix_rank"]
 SUMMARY_METRICS = ["log_norm", "alpha", "alpha_weighted", "log_alpha_norm", "log_spectral_norm", "stable_rank"]
-# Mixture-of-experts models only (sources/experts.py): block index, expert index (Int64, NA where none), role.
-MOE_COLUMNS = ["block", "expert", "role"]
 # role -> the prefix of its summary keys
 SUMMARY_GROUPS = {"dense": "dense", "expert": "experts", "shared_expert": "shared_experts", "router": "routers"}
 
@@ -62,8 +31,9 @@ def identity(entry, plan=None) -> Dict:
     return row
 
 
-def failed_row(entry, message: str, plan=None) -> Dict:
-    """A layer that could not be analyzed: status 'failed', the reason in `message`."""
+def failed_row(entry, message: str, plan=None, opts=None) -> Dict:
+    """A layer that could not be analyzed: status 'failed', the reason in `message`, and the registry's failed
+    values of the columns `opts` asks for (without opts: of the default columns)."""
     row = identity(entry, plan)
     if plan is None:
         try:
@@ -71,18 +41,27 @@ def failed_row(entry, message: str, plan=None) -> Dict:
             row.update(N=N, M=M, Q=N / M, rf=rf)
         except (LayerError, ValueError, ZeroDivisionError):
             pass  # no matrix shape to report
-    row.update(has_esd=False, status="failed", warning="", message=message, num_evals=0,
-               alpha=-1.0, xmin=-1.0, xmax=-1.0, D=-1.0, sigma=-1.0, num_pl_spikes=-1)
+    elif plan.slice_id is not None:  # pool=False: which slice failed
+        row["slice_id"] = plan.slice_id
+    row.update(failed_values(opts), message=message)
     return row
+
+
+def core_row(plan, result: Dict, opts) -> Dict:
+    """The row of one layer from the core's result: failed, or the registered columns the options ask for."""
+    for key in unasked_columns(opts):  # the core reports every fit column; keep those of the options asked for
+        result.pop(key, None)
+    if result["error"]:
+        return failed_row(plan.entry, f"layer '{plan.entry.longname}': {result['error']}", plan, opts)
+    return success_row(plan, result, opts.precision, opts.device)
 
 
 def success_row(plan, result: Dict, precision: str, device: str = "cpu") -> Dict:
     row = identity(plan.entry, plan)
     if plan.slice_id is not None:
         row["slice_id"] = plan.slice_id
-    for col in SPECTRUM_COLUMNS + FIT_COLUMNS + METRIC_COLUMNS + OPTIONAL_COLUMNS:
-        if col in result:
-            row[col] = result[col]
+    row.update((key, value) for key, value in result.items()
+               if key in BY_NAME and key not in CORE_FIELDS and key not in row)
     row["has_esd"] = True
     row["precision"] = precision
     # A layer the GPU had no memory for was computed on the CPU.
@@ -103,17 +82,45 @@ def success_row(plan, result: Dict, precision: str, device: str = "cpu") -> Dict
     return row
 
 
-def make_table(rows: List[Dict]) -> pd.DataFrame:
-    extra = [c for c in OPTIONAL_COLUMNS if any(c in r for r in rows)]
-    moe = MOE_COLUMNS if has_moe_rows(rows) else []
-    optional = moe + [c for c in ("slice_id", "component", "Xflag", "esd", "rand_esd") if any(c in r for r in rows)]
-    columns = COLUMNS[:COLUMNS.index("dtype")] + extra + COLUMNS[COLUMNS.index("dtype"):] + optional
-    table = pd.DataFrame(rows, columns=columns)
-    for col in INTEGER_COLUMNS + [c for c in OPTIONAL_INTEGER_COLUMNS if c in extra] + moe[:2]:  # failed rows leave gaps: keep integers integral (nullable) anyway
-        table[col] = table[col].astype("int64" if table[col].notna().all() else "Int64")
-    if len(table):
-        table = table.sort_values(["layer_id"] + (["slice_id"] if "slice_id" in table else []),
-                                  kind="stable").reset_index(drop=True)
+def table_columns(rows: List[Dict]) -> List[str]:
+    """The columns of a table of these rows, in registry order: the default ones, the optional and trailing
+    ones some row has (the mixture-of-experts ones when some row is an expert or a router)."""
+    present = set().union(*rows) if rows else set()
+    moe = has_moe_rows(rows)
+    return ([c for c in names(LEADING) if c in present] + names(DEFAULT) + [c for c in names(OPTIONAL) if c in present]
+            + names(TAIL)
+            + [c for c in names(TRAILING) if (moe if c in MOE_COLUMNS else c in present)])
+
+
+def make_table(rows: List[Dict], columns: Optional[List[str]] = None, sort: bool = True,
+               labels: Optional[List[str]] = None) -> pd.DataFrame:
+    """The details table of `rows` (columns: `columns`, else table_columns(rows)), sorted by layer id (and
+    slice) unless sort=False; with `labels` (analyze_many), by the rows' `model` in that order first."""
+    table = integral(pd.DataFrame(rows, columns=table_columns(rows) if columns is None else columns))
+    if labels is not None and "model" not in table:  # no rows
+        table.insert(0, "model", pd.Series(dtype=object))
+    return sort_rows(table, labels) if sort else table
+
+
+def sort_rows(table: pd.DataFrame, labels: Optional[List[str]] = None) -> pd.DataFrame:
+    """Rows by layer id (and slice; stable: the source's order otherwise), grouped by `model` in the order of
+    `labels` when given."""
+    if not len(table):
+        return table
+    order = ["layer_id"] + (["slice_id"] if "slice_id" in table else [])
+    if labels is not None:
+        rank = {label: i for i, label in enumerate(labels)}
+        table = table.assign(_source=[rank.get(m, len(rank)) for m in table["model"]])
+        order = ["_source"] + order
+    table = table.sort_values(order, kind="stable").reset_index(drop=True)
+    return table.drop(columns="_source") if labels is not None else table
+
+
+def integral(table: pd.DataFrame) -> pd.DataFrame:
+    """Registered integer columns as int64, or nullable Int64 where failed rows leave gaps."""
+    for col in table.columns:
+        if col in BY_NAME and BY_NAME[col].dtype == INT:
+            table[col] = table[col].astype("int64" if table[col].notna().all() else "Int64")
     return table
 
 
