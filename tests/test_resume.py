@@ -107,6 +107,40 @@ def test_resume_with_other_options_is_refused(tmp_path):
         htsr.analyze(model, out=out, resume=True, layers=["block1"])
 
 
+def written_before_option_existed(out, option: str, value=None):
+    """Rewrites out's run records as an htsr without `option` wrote them (or with `option` at `value`), keeping
+    its first 3 rows (a run stopped early)."""
+    table = pd.read_csv(out).head(3)
+    record = json.loads(table["run_options"].iloc[0])
+    if value is None:
+        del record[option]
+    else:
+        record[option] = value
+    table["run_options"] = json.dumps(record, sort_keys=True)
+    table.to_csv(out, index=False)
+
+
+def test_a_file_from_before_a_new_option_resumes_when_the_option_is_at_its_default(tmp_path):
+    model = make_model()
+    out = tmp_path / "d.csv"
+    htsr.analyze(model, out=out)
+    written_before_option_existed(out, "spectral_gap")
+    resumed = htsr.analyze(model, out=out, resume=True)  # the missing key stands for the default: same options
+    assert_tables_equal(resumed, htsr.analyze(model))
+    htsr.analyze(model, out=out, resume=True)  # rows of both records (old and new) still resume
+    with pytest.raises(ResumeError, match=r"spectral_gap: False in the file, True now"):
+        htsr.analyze(model, out=out, resume=True, spectral_gap=True)
+
+
+def test_a_recorded_option_value_that_differs_is_refused(tmp_path):
+    model = make_model()
+    out = tmp_path / "d.csv"
+    htsr.analyze(model, out=out)
+    written_before_option_existed(out, "spectral_gap", True)
+    with pytest.raises(ResumeError, match=r"spectral_gap: True in the file, False now"):
+        htsr.analyze(model, out=out, resume=True)
+
+
 def test_resume_with_changed_weights_is_refused(tmp_path):
     model = make_model()
     out = tmp_path / "d.csv"

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import HTSRError
+from ..options import Options
 from .files import RUN_COLUMNS, read_table
 
 FINGERPRINT_SAMPLES = 64  # chunks hashed per tensor, spread evenly over its bytes
@@ -55,22 +56,26 @@ def check_previous_run(path: str, table: pd.DataFrame, key_columns: List[str], w
     missing = [c for c in key_columns + RUN_COLUMNS if c not in table]
     if missing:
         raise ResumeError(f"cannot resume from {path}: it was not written by {writer} (no column {', '.join(missing)})")
-    recorded = set(table["run_options"])
-    if recorded != {options_json}:
-        check_same_options(path, sorted(recorded)[0] if len(recorded) == 1 else None, options_json)
+    for recorded in sorted(set(table["run_options"])):  # a resumed file may hold rows of equivalent records
+        check_same_options(path, recorded, options_json)
 
 
-def check_same_options(path: str, recorded: Optional[str], options_json: str) -> None:
-    """Refuses a resume whose recorded options (JSON; None: several sets) differ, saying which differ."""
+def default_run_record() -> dict:
+    """The run record of default options: what a key missing from an older file's record stands for."""
+    return json.loads(json.dumps(Options().run_record()))
+
+
+def check_same_options(path: str, recorded: str, options_json: str) -> None:
+    """Refuses a resume whose recorded options (JSON) differ, saying which differ. A key one record lacks (an
+    option added to htsr after the file was written) counts as that option's default."""
     if recorded == options_json:
         return
-    diff = []
-    if recorded is not None:
-        old, new = json.loads(recorded), json.loads(options_json)
-        diff = [f"{k}: {old.get(k)!r} in the file, {new.get(k)!r} now" for k in sorted(set(old) | set(new))
-                if old.get(k) != new.get(k)]
-    raise ResumeError(f"cannot resume from {path}: it was written with other options "
-                      f"({'; '.join(diff) or 'several option sets'}); use the same options or another out file")
+    old, new, default = json.loads(recorded), json.loads(options_json), default_run_record()
+    diff = [f"{k}: {old.get(k, default.get(k))!r} in the file, {new.get(k, default.get(k))!r} now"
+            for k in sorted(set(old) | set(new)) if old.get(k, default.get(k)) != new.get(k, default.get(k))]
+    if diff:
+        raise ResumeError(f"cannot resume from {path}: it was written with other options ({'; '.join(diff)}); "
+                          "use the same options or another out file")
 
 
 def check_fingerprint(path: str, entry, recorded: str, model: Optional[str] = None) -> None:
