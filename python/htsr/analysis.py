@@ -230,6 +230,7 @@ def run_analysis(model, opts: Options, *, rng=None, intra_rng=None) -> pd.DataFr
         for batch in batches(plan_entries(entries, opts, add_row)):
             analyze_batch(batch, opts, rng, add_row)
             bar.batch_done(batch)
+            batch.clear()  # its matrices go now: the loop name would hold them while the next batch is loaded
     except BaseException as e:
         if recorder is None:
             raise
