@@ -217,3 +217,21 @@ def test_gguf_shared_experts_plural_for_deepseek2(tmp_path):
     fused_gate_up_gguf(str(path), architecture="deepseek2")
     names = {e.longname: e for e in iter_layers(str(path))}
     assert names["model.layers.0.mlp.shared_experts.down_proj"].tags["role"] == "shared_expert"
+
+
+def test_an_expert_that_fails_to_dequantize_fails_its_rows_alone(gpt_oss, monkeypatch):
+    folder, _ = gpt_oss
+    original = core.dequant_mxfp4
+
+    def fails_for_one_expert(blocks, scales):
+        if np.array_equal(blocks, stored(folder, "model.layers.1.mlp.experts.down_proj_blocks")[3]):
+            raise ValueError("scales out of range")
+        return original(blocks, scales)
+
+    monkeypatch.setattr(core, "dequant_mxfp4", fails_for_one_expert)
+    d = htsr.analyze(folder).set_index("longname")
+    failed = d[d["status"] != "success"]
+    assert list(failed.index) == ["model.layers.1.mlp.experts.3.down_proj"]
+    assert failed["message"].iloc[0] == \
+        "layer 'model.layers.1.mlp.experts.down_proj' expert 3 (mxfp4): scales out of range"
+    assert len(d) == 2 + 2 * (4 + 8 * 3 + 1)  # embedding, lm_head; attention, experts and router per block
