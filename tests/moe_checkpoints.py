@@ -245,3 +245,55 @@ def qwen3_moe_gguf(path: str, experts: int = 8, hidden: int = 64, intermediate: 
     w.write_tensors_to_file()
     w.close()
     return out
+
+
+def fused_gate_up_gguf(path: str, architecture: str = "qwen35moe", experts: int = 4, hidden: int = 64,
+                       intermediate: int = 96, chunk_experts: int = 0, chunk_intermediate: int = 32,
+                       seed: int = 5) -> Dict[str, Tuple[np.ndarray, object]]:
+    """A one-block MoE GGUF with the tensor names of gguf.constants (as llama.cpp's converter writes them): the
+    router ffn_gate_inp (F32), the fused experts ffn_gate_up_exps (experts, 2 x intermediate, hidden: gate rows
+    first, up second) and ffn_down_exps, Q8_0; the shared expert ffn_{gate,up,down}_shexp (F16) and its gate
+    ffn_gate_inp_shexp (a vector); with chunk_experts > 0 GroveMoE's ffn_{gate,up,down}_chexps stacks (Q8_0).
+    Returns gguf name -> (the float32 tensor as the gguf package dequantizes it, GGML type)."""
+    import gguf
+    from gguf import GGMLQuantizationType as Q
+    from gguf import quants
+
+    rng = np.random.default_rng(seed)
+    out: Dict[str, Tuple[np.ndarray, object]] = {}
+    w = gguf.GGUFWriter(path, architecture)
+    w.add_block_count(1)
+    w.add_expert_count(experts)
+
+    def add(name, value, qtype=None):
+        if qtype is None:
+            w.add_tensor(name, value)
+            out[name] = (value.astype(np.float32), Q.F16 if value.dtype == np.float16 else Q.F32)
+            return
+        raw = quants.quantize(value, qtype)
+        w.add_tensor(name, raw, raw_dtype=qtype)
+        out[name] = (quants.dequantize(raw, qtype), qtype)
+
+    def stack(count, rows, cols):
+        return np.stack([spiked_matrix(rng, (rows, cols)) for _ in range(count)])
+
+    add("token_embd.weight", spiked_matrix(rng, (96, hidden)))
+    add("blk.0.attn_q.weight", spiked_matrix(rng, (hidden, hidden)).astype(np.float16))
+    add("blk.0.ffn_gate_inp.weight", spiked_matrix(rng, (experts, hidden)))
+    add("blk.0.ffn_gate_up_exps.weight", stack(experts, 2 * intermediate, hidden), Q.Q8_0)
+    add("blk.0.ffn_down_exps.weight", stack(experts, hidden, intermediate), Q.Q8_0)
+    add("blk.0.ffn_gate_inp_shexp.weight", rng.standard_normal(hidden).astype(np.float32))
+    for name, shape in (("ffn_gate_shexp", (intermediate, hidden)), ("ffn_up_shexp", (intermediate, hidden)),
+                        ("ffn_down_shexp", (hidden, intermediate))):
+        add(f"blk.0.{name}.weight", spiked_matrix(rng, shape).astype(np.float16))
+    if chunk_experts:
+        for name, (rows, cols) in (("ffn_gate_chexps", (chunk_intermediate, hidden)),
+                                   ("ffn_up_chexps", (chunk_intermediate, hidden)),
+                                   ("ffn_down_chexps", (hidden, chunk_intermediate))):
+            add(f"blk.0.{name}.weight", stack(chunk_experts, rows, cols), Q.Q8_0)
+    add("output.weight", spiked_matrix(rng, (96, hidden)))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return out

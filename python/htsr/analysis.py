@@ -132,6 +132,7 @@ def run_plans(plans: Iterable[Union[LayerPlan, LayerFailure]], opts: Options, si
         for batch in batches(failures_emitted(plans)):
             analyze_batch(batch, opts, rng, emit)
             bar.batch_done(batch)
+            batch.clear()  # its matrices go now: the loop name would hold them while the next batch is loaded
     finally:
         bar.close()
     return rows

@@ -120,7 +120,8 @@ def deepseek_v3_slice(folder: Path, moe_blocks: int = 2, experts: int = 256, hid
 def gpt_oss_slice(folder: Path, blocks: int = 2, experts: int = 8, hidden: int = 128, inter: int = 64,
                   seed: int = 0) -> Folder:
     """gpt-oss-20b's layout: bf16 attention (with biases and sinks) and router; experts as fused MXFP4 tensors
-    gate_up_proj_blocks (experts, 2 inter, hidden / 32, 16) + _scales + _bias, down_proj likewise."""
+    gate_up_proj_blocks (experts, 2 inter, hidden / 32, 16) + _scales + _bias, down_proj likewise. The reference:
+    each expert's gate_proj, up_proj and down_proj (out, in) as transformers dequantizes and splits them."""
     from transformers.integrations.mxfp4 import convert_moe_packed_tensors
 
     g = torch.Generator().manual_seed(seed)
@@ -150,7 +151,12 @@ def gpt_oss_slice(folder: Path, blocks: int = 2, experts: int = 8, hidden: int =
             bf16(f"{name}_bias", experts, rows)
             dense = convert_moe_packed_tensors(codes, scales, dtype=torch.float32)  # (experts, cols, rows)
             for e in range(experts):
-                reference[f"{name}[{e}]"] = dense[e].T.contiguous().numpy()
+                if proj == "down_proj":
+                    reference[f"{p}.mlp.experts.{e}.down_proj"] = dense[e].T.contiguous().numpy()
+                    continue
+                # transformers' GptOssExperts: gate = gate_up_proj[..., ::2], up = gate_up_proj[..., 1::2]
+                for part, cut in (("gate_proj", slice(0, None, 2)), ("up_proj", slice(1, None, 2))):
+                    reference[f"{p}.mlp.experts.{e}.{part}"] = dense[e][:, cut].T.contiguous().numpy()
     bf16("model.norm.weight", hidden)
     bf16("lm_head.weight", 256, hidden)
     config = {"architectures": ["GptOssForCausalLM"], "model_type": "gpt_oss", "num_local_experts": experts,

@@ -178,7 +178,7 @@ def test_mxfp4_blocks_without_scales(tmp_path):
     rows = {r["longname"]: r for r in htsr.analyze(folder).to_dict("records")}
     assert_failed(rows["model.layers.1.mlp.experts.down_proj"], "(MXFP4)",
                   "missing 'model.layers.1.mlp.experts.down_proj_scales'")
-    assert_success(rows, "model.layers.0.mlp.experts.down_proj[7]", "model.layers.1.mlp.experts.gate_up_proj[0]")
+    assert_success(rows, "model.layers.0.mlp.experts.7.down_proj", "model.layers.1.mlp.experts.0.gate_proj")
 
 
 def test_bitsandbytes_config_disagrees_with_the_quant_state(tmp_path):

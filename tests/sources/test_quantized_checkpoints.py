@@ -110,9 +110,9 @@ def test_gpt_oss_slice_gives_one_row_per_expert(tmp_path):
     assert_no_companion_rows(d)
     experts = d[d["storage"] == "mxfp4"]
     assert set(experts["longname"]) == set(reference)
-    assert "model.layers.1.mlp.experts.gate_up_proj[3]" in set(experts["longname"])
-    gate_up = by_longname(experts)["model.layers.0.mlp.experts.gate_up_proj[0]"]
-    assert (gate_up["N"], gate_up["M"], gate_up["name"]) == (128, 128, "gate_up_proj[0]")
+    assert len(experts) == 2 * 8 * 3  # gate_up_proj split into gate_proj and up_proj, as the model uses them
+    up = by_longname(experts)["model.layers.1.mlp.experts.3.up_proj"]
+    assert (up["N"], up["M"], up["name"], up["expert"], up["role"], up["block"]) == (128, 64, "up_proj", 3, "expert", 1)
     plain = set(d.loc[d["storage"] == "bf16", "longname"])
     assert "model.layers.0.mlp.router" in plain and "model.layers.1.self_attn.o_proj" in plain
     assert (d["status"] == "success").all(), d.loc[d["status"] != "success", ["longname", "message"]]
@@ -265,6 +265,8 @@ def test_stacked_fp8_experts_give_one_row_per_expert(tmp_path):
     folder = qc.save_folder(tmp_path / "m", tensors, config)
     d = htsr.analyze(folder)
     dequantizer = FP8BlockDequantizer(dtype=torch.float32)
-    reference = {f"{name}[{e}]": dequantizer._create_dequantized_weight(codes[e], scales[e]).numpy() for e in range(4)}
+    owner = "model.layers.0.mlp.experts"
+    reference = {f"{owner}.{e}.down_proj": dequantizer._create_dequantized_weight(codes[e], scales[e]).numpy()
+                 for e in range(4)}
     assert set(d.loc[d["storage"] == "fp8_e4m3_block128", "longname"]) == set(reference)
     assert_equals_dequantized(d, reference)

@@ -3,13 +3,18 @@
 - Per-expert 2-D tensors ('<owner>.experts.<E>.<proj>': Mixtral w1/w2/w3, Qwen/DeepSeek gate_proj/up_proj/down_proj)
   keep their names; their rows get `expert` = E and `role` = 'expert'.
 - Fused 3-D stacks ('<owner>.experts.<proj>', one slice per expert: gpt-oss, Llama-4, GGUF *_exps, transformers'
-  in-memory experts) become one row per expert, named as the per-expert layout names them
-  ('model.layers.3.mlp.experts.17.down_proj'), each a view of its slice (GGUF quantized stacks dequantize only
-  that slice). A fused gate_up_proj is cut into gate_proj and up_proj as the model uses them: interleaved columns
-  for gpt-oss (even gate, odd up), halves for the others, along the axis of twice the expert width (from the
-  down_proj stack's shape, else config.json's intermediate size). The stacks' biases (gate_up_proj_bias,
+  in-memory experts, quantized stacks) become one row per expert, named as the per-expert layout names them
+  ('model.layers.3.mlp.experts.17.down_proj'), each a view of its slice. A stack whose loader has
+  `leading_slice(index, rows=None)` (GGUF and quantized safetensors stacks) reads and dequantizes each expert
+  alone, and a gate or up row only its own rows: the peak memory is one expert matrix, never the stack.
+  A fused gate_up_proj is cut into gate_proj and up_proj as the model uses them: interleaved (even gate, odd up)
+  for gpt-oss, halves for the others, along the axis of twice the expert width (from the down_proj stack's shape,
+  else config.json's intermediate size); a loader that knows the layout says so (`gate_up_layout`: GGUF
+  ffn_gate_up_exps are row halves, MXFP4 stacks interleaved rows). The stacks' biases (gate_up_proj_bias,
   down_proj_bias) are biases: no rows.
-- Shared experts ('<owner>.shared_expert(s).<proj>') get `role` = 'shared_expert'.
+- Shared experts ('<owner>.shared_expert(s).<proj>') get `role` = 'shared_expert'; so do GroveMoE's chunk
+  (adjugate) experts ('<owner>.chunk_experts.<proj>' stacks, '<owner>.chunk_experts.<C>.<proj>'), each a row
+  with `expert` = its chunk index C.
 - Routers ('block_sparse_moe.gate', '<...>.router', and '<mlp|moe|feed_forward>.gate' when it is wider than
   tall: experts x hidden) get layer_type 'router' and `role` = 'router'.
 Every row is tagged with its `block` (the transformer block index in its name, if any) and `role` ('dense' for the
@@ -27,8 +32,10 @@ from ..layers import DENSE, FLOAT_DTYPES, ROUTER, LayerEntry
 
 EXPERT, SHARED_EXPERT, ROUTER_ROLE, DENSE_ROLE = "expert", "shared_expert", "router", "dense"
 
-_PER_EXPERT = re.compile(r"^(?P<owner>.+)\.experts\.(?P<expert>\d+)\.(?P<proj>[^.]+)$")
-_FUSED = re.compile(r"^(?P<owner>.+)\.experts\.(?P<proj>[A-Za-z_][^.]*)$")
+# 'kind': experts, or chunk_experts (GroveMoE's adjugate experts, shared by a group of experts)
+_PER_EXPERT = re.compile(r"^(?P<owner>.+)\.(?P<kind>experts|chunk_experts)\.(?P<expert>\d+)\.(?P<proj>[^.]+)$")
+_FUSED = re.compile(r"^(?P<owner>.+)\.(?P<kind>experts|chunk_experts)\.(?P<proj>[A-Za-z_][^.]*)$")
+_KIND_ROLE = {"experts": EXPERT, "chunk_experts": SHARED_EXPERT}
 _SHARED = re.compile(r"^.+\.shared_experts?\.[^.]+$")
 _ROUTER = re.compile(r"^.+\.(?:block_sparse_moe\.gate|router)$")
 _MAYBE_ROUTER = re.compile(r"^.+\.(?:mlp|moe|feed_forward)\.gate$")  # a router only when experts x hidden
@@ -51,22 +58,23 @@ def block_index(longname: str) -> Optional[int]:
     return int(match.group(1)) if match else None
 
 
-def leading_slice(entry: LayerEntry, index: int):
-    """Slice `index` of a stacked tensor's first axis: the source's own slice loader when it has one (GGUF
-    quantized stacks), else a view of the loaded stack (memory maps, tensors); tagged arrays keep their tag."""
+def leading_slice(entry: LayerEntry, index: int, rows: Optional[slice] = None):
+    """Slice `index` of a stacked tensor's first axis (only `rows` of it, when given): the source's own slice
+    loader when it has one (GGUF and quantized stacks: only that expert's rows are read and dequantized), else a
+    view of the loaded stack (memory maps, tensors); tagged arrays keep their tag."""
     loader = getattr(entry.load, "leading_slice", None)
     if loader is not None:
-        return loader(index)
+        return loader(index) if rows is None else loader(index, rows)
     stack = entry.load()
     if isinstance(stack, tuple):
-        return stack[0][index], stack[1]
-    return stack[index]
+        return (stack[0][index], stack[1]) if rows is None else (stack[0][index][rows], stack[1])
+    return stack[index] if rows is None else stack[index][rows]
 
 
-def _cut(matrix, rows: slice, cols: slice):
+def _columns(matrix, cols: slice):
     if isinstance(matrix, tuple):
-        return matrix[0][rows, cols], matrix[1]
-    return matrix[rows, cols]
+        return matrix[0][:, cols], matrix[1]
+    return matrix[:, cols]
 
 
 def _tagged(entry: LayerEntry, **tags) -> LayerEntry:
@@ -77,11 +85,25 @@ def _is_stack(entry: LayerEntry) -> bool:
     return len(entry.shape) == 3 and entry.dtype in FLOAT_DTYPES and not entry.error and _FUSED.match(entry.longname)
 
 
+def is_stack_name(longname: str) -> bool:
+    """Whether a 3-D tensor of this name is a stack split_experts cuts into one row per expert."""
+    return bool(_FUSED.match(longname))
+
+
+def _group(longname: str) -> str:
+    """'model.layers.3.mlp.experts.down_proj' -> 'model.layers.3.mlp.experts' (the stacks of one expert set)."""
+    match = _FUSED.match(longname)
+    return f"{match['owner']}.{match['kind']}"
+
+
 def gate_up_layout(gate_up: Tuple[int, ...], down: Optional[Tuple[int, ...]], model_type: Optional[str],
-                   intermediate: Optional[int], owner: str) -> Optional[FusedLayout]:
+                   intermediate: Optional[int], owner: str, known: Optional[FusedLayout] = None
+                   ) -> Optional[FusedLayout]:
     """Where gate and up lie in a (E, A, B) gate_up_proj stack; None when neither the down_proj stack nor the
-    config tells."""
+    config tells. known: the layout the source itself knows (GGUF, quantized stacks), which decides."""
     _, a, b = gate_up
+    if known is not None:
+        return known if (b if known.axis == 2 else a) % 2 == 0 else None
     axis = None
     if down is not None and len(down) == 3:
         if a == down[2] and b == 2 * down[1]:  # (E, H, 2I) with down (E, I, H): gpt-oss, Llama-4
@@ -96,39 +118,38 @@ def gate_up_layout(gate_up: Tuple[int, ...], down: Optional[Tuple[int, ...]], mo
     return FusedLayout(axis, interleaved)
 
 
-def _gate_up_rows(entry: LayerEntry, owner: str, expert: int, layout: FusedLayout) -> List[LayerEntry]:
-    """The gate_proj and up_proj rows of one expert of a gate_up_proj stack (strided views)."""
+def _gate_up_rows(entry: LayerEntry, group: str, expert: int, layout: FusedLayout, role: str) -> List[LayerEntry]:
+    """The gate_proj and up_proj rows of one expert of a gate_up_proj stack: strided views, or along the rows
+    only those rows read and dequantized (leading_slice with rows)."""
     _, a, b = entry.shape
-    whole = slice(None)
-    if layout.axis == 2:
-        half = b // 2
-        cuts = (slice(0, None, 2), slice(1, None, 2)) if layout.interleaved else (slice(0, half), slice(half, b))
-        shape, parts = (a, half), [(whole, c) for c in cuts]
-    else:
-        half = a // 2
-        shape, parts = (half, b), [(slice(0, half), whole), (slice(half, a), whole)]
+    length = b if layout.axis == 2 else a
+    half = length // 2
+    cuts = (slice(0, None, 2), slice(1, None, 2)) if layout.interleaved else (slice(0, half), slice(half, length))
     rows = []
-    for proj, (r, c) in zip(("gate_proj", "up_proj"), parts):
+    for proj, cut in zip(("gate_proj", "up_proj"), cuts):
+        if layout.axis == 2:
+            shape, load = (a, half), (lambda e=entry, i=expert, c=cut: _columns(leading_slice(e, i), c))
+        else:
+            shape, load = (half, b), (lambda e=entry, i=expert, r=cut: leading_slice(e, i, r))
         rows.append(dataclasses.replace(
-            entry, name=proj, longname=f"{owner}.experts.{expert}.{proj}", layer_type=DENSE, shape=shape,
-            load=lambda e=entry, i=expert, r=r, c=c: _cut(leading_slice(e, i), r, c),
-            tags={**entry.tags, "expert": expert, "role": EXPERT}))
+            entry, name=proj, longname=f"{group}.{expert}.{proj}", layer_type=DENSE, shape=shape, load=load,
+            tags={**entry.tags, "expert": expert, "role": role}))
     return rows
 
 
 def _stack_rows(entry: LayerEntry, layout: Optional[FusedLayout]) -> List[LayerEntry]:
     """One row per expert of a fused stack (gate_up_proj: two, when its layout is known)."""
     match = _FUSED.match(entry.longname)
-    owner, proj = match["owner"], match["proj"]
+    group, proj, role = _group(entry.longname), match["proj"], _KIND_ROLE[match["kind"]]
     rows: List[LayerEntry] = []
     for expert in range(entry.shape[0]):
         if proj == "gate_up_proj" and layout is not None:
-            rows += _gate_up_rows(entry, owner, expert, layout)
+            rows += _gate_up_rows(entry, group, expert, layout, role)
             continue
         rows.append(dataclasses.replace(
-            entry, name=proj, longname=f"{owner}.experts.{expert}.{proj}", layer_type=DENSE,
+            entry, name=proj, longname=f"{group}.{expert}.{proj}", layer_type=DENSE,
             shape=tuple(entry.shape[1:]), load=lambda e=entry, i=expert: leading_slice(e, i),
-            tags={**entry.tags, "expert": expert, "role": EXPERT}))
+            tags={**entry.tags, "expert": expert, "role": role}))
     return rows
 
 
@@ -137,9 +158,10 @@ def _role(entry: LayerEntry) -> Tuple[str, Optional[int]]:
     longname = entry.longname
     match = _PER_EXPERT.match(longname)
     if match:
-        return EXPERT, int(match["expert"])
-    if _FUSED.match(longname):  # a stack left whole: unreadable, or not float
-        return EXPERT, None
+        return _KIND_ROLE[match["kind"]], int(match["expert"])
+    match = _FUSED.match(longname)
+    if match:  # a stack left whole: unreadable, or not float
+        return _KIND_ROLE[match["kind"]], None
     if _SHARED.match(longname):
         return SHARED_EXPERT, None
     if len(entry.shape) == 2 and (_ROUTER.match(longname) or
@@ -183,8 +205,7 @@ def _proj(entry: LayerEntry) -> str:
 
 
 def _down_of(gate_up: LayerEntry, entry: LayerEntry) -> bool:
-    return _is_stack(entry) and _proj(entry) == "down_proj" and \
-        _FUSED.match(entry.longname)["owner"] == _FUSED.match(gate_up.longname)["owner"]
+    return _is_stack(entry) and _proj(entry) == "down_proj" and _group(entry.longname) == _group(gate_up.longname)
 
 
 class _Splitter:
@@ -193,19 +214,19 @@ class _Splitter:
         self.ids = _Renumbering()
 
     def layout(self, entry: LayerEntry, down: Optional[Tuple[int, ...]]) -> Optional[FusedLayout]:
-        owner = _FUSED.match(entry.longname)["owner"]
-        return gate_up_layout(entry.shape, down, self.model_type, self.intermediate, owner)
+        return gate_up_layout(entry.shape, down, self.model_type, self.intermediate, _group(entry.longname),
+                              getattr(entry.load, "gate_up_layout", None))
 
     def rows(self, entries: List[LayerEntry]) -> Iterator[LayerEntry]:
         """The rows of consecutive entries (a gate_up_proj stack finds its down_proj among them)."""
-        downs = {_FUSED.match(e.longname)["owner"]: e.shape for e in entries if _is_stack(e) and _proj(e) == "down_proj"}
+        downs = {_group(e.longname): e.shape for e in entries if _is_stack(e) and _proj(e) == "down_proj"}
         for entry in entries:
             block = block_index(entry.longname)
             if _is_stack_bias(entry):
                 self.ids.drop()
                 continue
             if _is_stack(entry):
-                layout = self.layout(entry, downs.get(_FUSED.match(entry.longname)["owner"]))
+                layout = self.layout(entry, downs.get(_group(entry.longname)))
                 rows = _stack_rows(entry, layout)
                 first = self.ids.split(entry.layer_id, len(rows))
                 for k, row in enumerate(rows):

@@ -4,8 +4,11 @@ the `gguf` package's numpy dequantizers); a type the core lacks goes through the
 
 Mixture-of-experts tensors keep their stacked layout here ('blk.3.ffn_gate_exps.weight', experts x rows x cols,
 -> 'model.layers.3.mlp.experts.gate_proj'); sources/experts.py cuts them into one row per expert, each loading
-only its own slice (`leading_slice`). Routers ('ffn_gate_inp') become 'mlp.gate', shared experts ('*_shexp')
-'mlp.shared_expert(s).*_proj' (DeepSeek's plural).
+only its own slice (`leading_slice`). A fused 'ffn_gate_up_exps' stack (experts, 2 x width, hidden) holds gate
+in the first half of each expert's rows and up in the second, as llama.cpp views it: its gate and up rows each
+read and dequantize only their own rows. Routers ('ffn_gate_inp') become 'mlp.gate', shared experts ('*_shexp')
+'mlp.shared_expert(s).*_proj' (DeepSeek's plural), GroveMoE's chunk experts ('*_chexps')
+'mlp.chunk_experts.*_proj' (rows of role 'shared_expert', one per chunk expert).
 
 The header is parsed here (not with gguf.GGUFReader) so that a tensor lying past the end of a truncated
 file, or stored in a type the package cannot dequantize, fails its own row and names itself, while the
@@ -17,13 +20,14 @@ import math
 import os
 import re
 import struct
-from typing import Dict, Iterator, List, Set, Tuple
+from typing import Dict, Iterator, List, Optional, Set, Tuple
 
 import numpy as np
 
 from .._native import core
 from ..errors import SourceError
 from ..layers import LayerEntry
+from .experts import FusedLayout
 from .header_problems import impossible_shape, with_header_problems
 from .model_order import in_model_order
 from .state_dict import entries_from_tensors, layer_names
@@ -46,6 +50,11 @@ _BLOCK_NAMES = {
     "ffn_down_exps": "mlp.experts.down_proj", "ffn_gate_shexp": "mlp.{shared}.gate_proj",
     "ffn_up_shexp": "mlp.{shared}.up_proj", "ffn_down_shexp": "mlp.{shared}.down_proj",
     "ffn_gate_inp_shexp": "mlp.shared_expert_gate",
+    # gate and up fused (qwen3next, qwen35moe, mistral4, gemma4, ...): (experts, 2 x expert width, hidden), gate first
+    "ffn_gate_up_exps": "mlp.experts.gate_up_proj",
+    # GroveMoE's chunk (adjugate) experts, stacked like the routed ones
+    "ffn_gate_chexps": "mlp.chunk_experts.gate_proj", "ffn_up_chexps": "mlp.chunk_experts.up_proj",
+    "ffn_down_chexps": "mlp.chunk_experts.down_proj",
 }
 # Architectures whose Hugging Face modules name the shared experts in the plural.
 _PLURAL_SHARED = ("deepseek", "deepseek2", "glm4moe", "kimi")
@@ -281,8 +290,12 @@ class GGUFFile:
 
 
 class TensorLoader:
-    """Loads one tensor of a GGUFFile; `leading_slice(i)` loads slice i of its first axis alone (one expert of a
-    stacked *_exps tensor: only that slice's bytes are read and dequantized)."""
+    """Loads one tensor of a GGUFFile; `leading_slice(i, rows=None)` loads slice i of its first axis alone (one
+    expert of a stacked *_exps tensor), or only `rows` of it: only those rows' bytes are read and dequantized
+    (each row of a GGUF tensor is whole blocks of its own)."""
+
+    # llama.cpp's fused ffn_gate_up_exps: gate is the first half of each expert's rows, up the second
+    gate_up_layout = FusedLayout(axis=1, interleaved=False)
 
     def __init__(self, file: GGUFFile, name: str, shape: Tuple[int, ...], code: int, offset: int):
         self.file, self.name, self.shape, self.code, self.offset = file, name, shape, code, offset
@@ -290,11 +303,17 @@ class TensorLoader:
     def __call__(self):
         return self.file.load(self.name, self.shape, self.code, self.offset)
 
-    def leading_slice(self, index: int):
+    def leading_slice(self, index: int, rows: Optional[slice] = None):
         _, sizes, GGMLQuantizationType = _gguf_package()
         block, type_size = sizes[GGMLQuantizationType(self.code)]
         slice_bytes = math.prod(self.shape[1:]) // block * type_size
-        return self.file.load(self.name, self.shape[1:], self.code, self.offset + index * slice_bytes)
+        offset = self.offset + index * slice_bytes
+        start, stop, step = (rows or slice(None)).indices(self.shape[1])
+        if step != 1:  # not a run of rows: cut from the whole expert
+            matrix = self.file.load(self.name, self.shape[1:], self.code, offset)
+            return (matrix[0][rows], matrix[1]) if isinstance(matrix, tuple) else matrix[rows]
+        row_bytes = slice_bytes // self.shape[1]  # a run of rows: one contiguous byte range
+        return self.file.load(self.name, (stop - start, *self.shape[2:]), self.code, offset + start * row_bytes)
 
 
 def iter_gguf(path: str, start_ids: int = 0) -> Iterator[LayerEntry]:

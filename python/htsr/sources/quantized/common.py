@@ -7,6 +7,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..experts import FusedLayout, is_stack_name
+
 FLOAT8 = ("float8_e4m3fn", "float8_e5m2")
 # The reference dequantizers return the scales' float type: what the core rounds to.
 ROUND_TO = {"bfloat16": "bfloat16", "float16": "float16", "float32": "float32"}
@@ -94,8 +96,46 @@ def _key(module: str, suffix: str) -> str:
 
 
 def per_matrix(module: str, key: str, shape: Tuple[int, ...], storage: str, experts: int,
-               make_load: Callable[[Optional[int]], Callable[[], np.ndarray]]) -> List[Dequantized]:
-    """One Dequantized for a 2-D weight, or one per expert ('<module>[<e>]') for a stacked 3-D one."""
+               make_load: Callable[..., Callable[[], np.ndarray]], interleaved: bool = False,
+               reads_rows: bool = False) -> List[Dequantized]:
+    """One Dequantized for a 2-D weight. For a stack of `experts` matrices: one Dequantized of the stack
+    (experts, *shape) whose loader reads and dequantizes one expert at a time (ExpertStack; sources/experts.py
+    cuts it into one row per expert), or, for a name that is no expert stack, one per expert ('<module>[<e>]').
+    make_load(e) loads matrix e (None: the 2-D weight); with reads_rows, make_load(e, rows) only those rows of it
+    (else rows are cut from the whole expert). interleaved: whether a gate_up stack of this format interleaves
+    gate and up rows (else gate is the first half of the rows, as transformers' fused experts hold them)."""
     if experts == 0:
         return [Dequantized(key, shape, storage, make_load(None))]
+    if is_stack_name(key.removesuffix(".weight")):
+        stack = ExpertStack(experts, make_load, interleaved, reads_rows)
+        return [Dequantized(key, (experts, *shape), storage, stack)]
     return [Dequantized(f"{module}[{e}]", shape, storage, make_load(e)) for e in range(experts)]
+
+
+class ExpertStack:
+    """The loader of a quantized stack of expert matrices: `leading_slice(e, rows=None)` dequantizes expert e
+    alone (only its rows `rows` when given: the codes and scales of those rows, nothing else); calling it
+    dequantizes the whole stack, one expert at a time (for readers that do not split experts)."""
+
+    def __init__(self, experts: int, make_load: Callable[..., Callable[[], np.ndarray]],
+                 interleaved: bool = False, reads_rows: bool = False):
+        self.experts, self.make_load, self.reads_rows = experts, make_load, reads_rows
+        # stored as nn.Linear (out, in): a gate_up stack holds gate and up along the rows (sources/experts.py)
+        self.gate_up_layout = FusedLayout(axis=1, interleaved=interleaved)
+
+    def leading_slice(self, index: int, rows: Optional[slice] = None) -> np.ndarray:
+        if rows is None:
+            return self.make_load(index)()
+        return self.make_load(index, rows)() if self.reads_rows else self.make_load(index)()[rows]
+
+    def __call__(self) -> np.ndarray:
+        return np.stack([self.make_load(e)() for e in range(self.experts)])
+
+
+def row_blocks(rows: Optional[slice], tile: int, total: int) -> Optional[Tuple[slice, slice]]:
+    """(rows, their tile rows) when `rows` is None or a run of whole tiles of `tile` rows (the last tile may be
+    partial), so the rows' codes and scales can be dequantized alone; None when the run cuts a tile."""
+    start, stop, step = (rows or slice(None)).indices(total)
+    if step != 1 or start % tile or (stop % tile and stop != total):
+        return None
+    return slice(start, stop), slice(start // tile, -(-stop // tile))

@@ -155,12 +155,29 @@ def _in_context(module: str, matrix: Dequantized):
     """The matrix's loader, its faults (a companion unreadable on disk, a core check) naming the layer."""
     if matrix.load is None:
         return lambda: None
+    return _NamedLoader(module, matrix)
 
-    def load():
+
+class _NamedLoader:
+    """Calls a matrix's loader (and a stack's per-expert `leading_slice`), naming the layer in its faults."""
+
+    def __init__(self, module: str, matrix: Dequantized):
+        self.module, self.matrix = module, matrix
+        if hasattr(matrix.load, "leading_slice"):
+            self.leading_slice = self._leading_slice
+        if hasattr(matrix.load, "gate_up_layout"):
+            self.gate_up_layout = matrix.load.gate_up_layout
+
+    def __call__(self):
+        return self._named(self.matrix.load, "")
+
+    def _leading_slice(self, index: int, rows=None):
+        return self._named(lambda: self.matrix.load.leading_slice(index, rows), f" expert {index}")
+
+    def _named(self, load, part: str):
         try:
-            return matrix.load()
+            return load()
         except SourceError:
             raise
         except (ValueError, OSError) as e:
-            raise SourceError(f"layer '{module}' ({matrix.storage}): {e}") from None
-    return load
+            raise SourceError(f"layer '{self.module}'{part} ({self.matrix.storage}): {e}") from None

@@ -1,14 +1,15 @@
 """Fine-grained FP8 (transformers' quant_method 'fp8': DeepSeek-V3/R1, Kimi K2, Qwen3-FP8): a float8 weight
 and `weight_scale_inv`, one float per block of weight_block_size (rows x cols; the last blocks may be partial),
 or one per matrix without a block size. W = float32(code) * scale_inv, as transformers' Fp8Dequantize
-computes it in float32. Stacked expert tensors (experts, rows, cols) give one matrix per expert."""
+computes it in float32. Stacked expert tensors (experts, rows, cols) give one row per expert (sources/experts.py),
+each dequantized alone; a gate or up half of a gate_up stack only its own rows when they are whole row blocks."""
 from __future__ import annotations
 
 import math
 from typing import Dict, List
 
 from ..._native import core
-from .common import FLOAT8, Dequantized, Stored, expect_dtype, fail, per_matrix, pick, positive_int
+from .common import FLOAT8, Dequantized, Stored, expect_dtype, fail, per_matrix, pick, positive_int, row_blocks
 from .config import QuantConfig
 
 SCHEME = "fine-grained FP8"
@@ -55,12 +56,16 @@ def build(module: str, members: Dict[str, Stored], config: QuantConfig) -> List[
         raise fail(module, SCHEME, f"{scale.describe()} does not fit {weight.describe()}: expected shape "
                                    f"{expected} ({why})")
 
-    def make_load(e):
+    def make_load(e, only_rows=None):
         def load():
             w, s = weight.load(), scale.load()
             if e is not None:
                 w, s = pick(w, e), pick(s, e)
-            return core.dequant_tiled(w, s, tile_rows=tile[0], tile_cols=tile[1], round_to="float32")
+            cut = row_blocks(only_rows, tile[0], weight.shape[-2]) if block is not None else None
+            if only_rows is not None and cut is not None:  # whole row tiles: only their codes and scales
+                w, s = pick(w, cut[0]), pick(s, cut[1])
+            W = core.dequant_tiled(w, s, tile_rows=tile[0], tile_cols=tile[1], round_to="float32")
+            return W[only_rows] if only_rows is not None and cut is None else W
         return load
 
-    return per_matrix(module, f"{module}.weight", (rows, cols), storage, experts, make_load)
+    return per_matrix(module, f"{module}.weight", (rows, cols), storage, experts, make_load, reads_rows=True)

@@ -2,8 +2,10 @@
 byte (low nibble first), and `<name>_scales` uint8 (..., rows, groups), one E8M0 exponent per 32 codes;
 `<name>_bias` is the layer's bias (not analyzed). W[r, 32 g + i] = e2m1 * 2^(scale - 127): exact, so equal to
 transformers' convert_moe_packed_tensors in any float type (which also transposes each expert to (in, out);
-the rows here are nn.Linear's (out, in)). gpt-oss stacks its experts: blocks (experts, rows, groups, 16) give
-one matrix per expert, named '<name>[<expert>]' (e.g. 'model.layers.0.mlp.experts.gate_up_proj[5]')."""
+the rows here are nn.Linear's (out, in)). gpt-oss stacks its experts: blocks (experts, rows, groups, 16) are one
+stack that sources/experts.py cuts into one row per expert ('model.layers.0.mlp.experts.5.down_proj'), its
+gate_up_proj into gate_proj (even rows) and up_proj (odd rows) as transformers' GptOssExperts uses them; each row
+dequantizes only its own blocks and scales."""
 from __future__ import annotations
 
 from typing import Dict, List
@@ -33,10 +35,16 @@ def build(module: str, members: Dict[str, Stored], config: QuantConfig) -> List[
     experts = blocks.shape[0] if len(blocks.shape) == 4 else 0
     rows, groups = blocks.shape[-3], blocks.shape[-2]
 
-    def make_load(e):
+    def make_load(e, only_rows=None):
         def load():
             b, s = blocks.load(), scales.load()
-            return core.dequant_mxfp4(pick(b, e) if e is not None else b, pick(s, e) if e is not None else s)
+            if e is not None:
+                b, s = pick(b, e), pick(s, e)
+            if only_rows is not None:  # each row has its own blocks and scales: only those are dequantized
+                b, s = b[only_rows], s[only_rows]
+            return core.dequant_mxfp4(b, s)
         return load
 
-    return per_matrix(module, module, (rows, 32 * groups), "mxfp4", experts, make_load)
+    # gpt-oss's gate_up_proj interleaves gate and up (even and odd rows of the stored (out, in) matrices)
+    return per_matrix(module, module, (rows, 32 * groups), "mxfp4", experts, make_load, interleaved=True,
+                      reads_rows=True)
