@@ -1,8 +1,6 @@
 // CUDA backend: uploads each weight matrix in its stored dtype, converts on the device, forms the
-// Gram matrix with cuBLAS syrk and solves it with cuSOLVER (Xsyevd; syevjBatched for many small
-// slices of one layer). Only eigenvalues come back. Out of GPU memory: that slice runs on the CPU.
-#include "cuda_backend.hpp"
-
+// Gram matrix with cuBLAS syrk and solves it with cuSOLVER Xsyevd, one slice at a time. Only eigenvalues
+// come back. Out of GPU memory: that slice runs on the CPU.
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -10,16 +8,20 @@
 #include <cusolverDn.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <new>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
-#include "../src/convert.hpp"
-#include "../src/spectrum_detail.hpp"
-#include "htsr/interrupt.hpp"
 #include "cuda_check.hpp"
+#include "htsr/backend.hpp"
+#include "htsr/detail/backends.hpp"
+#include "htsr/detail/convert.hpp"
+#include "htsr/detail/pooling.hpp"
+#include "htsr/detail/slice_eigenvalues.hpp"
+#include "htsr/interrupt.hpp"
 
 namespace htsr {
 namespace {
@@ -34,6 +36,11 @@ template <> __device__ double to_double<double>(double v) { return v; }
 template <> __device__ double to_double<float>(float v) { return v; }
 template <> __device__ double to_double<__half>(__half v) { return __half2float(v); }
 template <> __device__ double to_double<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
+// fp8 bytes decode as on the CPU (the shared htsr/detail/convert.hpp functions).
+struct Float8E4M3 { unsigned char bits; };
+struct Float8E5M2 { unsigned char bits; };
+template <> __device__ double to_double<Float8E4M3>(Float8E4M3 v) { return detail::f8e4m3_to_float(v.bits); }
+template <> __device__ double to_double<Float8E5M2>(Float8E5M2 v) { return detail::f8e5m2_to_float(v.bits); }
 
 // raw (row-major rows x cols, i.e. column-major cols x rows) -> T, times scale, same layout.
 template <typename Raw, typename T>
@@ -52,6 +59,8 @@ void launch_convert(const void* raw, DType dtype, T* out, long long count, doubl
         case DType::Float32: convert_kernel<float, T><<<blocks, threads, 0, stream>>>(static_cast<const float*>(raw), out, count, scale); break;
         case DType::Float16: convert_kernel<__half, T><<<blocks, threads, 0, stream>>>(static_cast<const __half*>(raw), out, count, scale); break;
         case DType::BFloat16: convert_kernel<__nv_bfloat16, T><<<blocks, threads, 0, stream>>>(static_cast<const __nv_bfloat16*>(raw), out, count, scale); break;
+        case DType::Float8E4M3: convert_kernel<Float8E4M3, T><<<blocks, threads, 0, stream>>>(static_cast<const Float8E4M3*>(raw), out, count, scale); break;
+        case DType::Float8E5M2: convert_kernel<Float8E5M2, T><<<blocks, threads, 0, stream>>>(static_cast<const Float8E5M2*>(raw), out, count, scale); break;
     }
     cuda::check(cudaGetLastError(), "convert kernel launch");
 }
@@ -146,6 +155,7 @@ private:
     template <typename T>
     std::vector<double> device_eigenvalues(const MatrixView& W, double scale) {
         const long long rows = W.rows, cols = W.cols, count = rows * cols;
+        if (count == 0) throw std::invalid_argument("empty matrix (" + std::to_string(rows) + "x" + std::to_string(cols) + ")");
         const int m = static_cast<int>(W.short_side()), n = static_cast<int>(W.long_side());
         const std::size_t bytes = static_cast<std::size_t>(count) * dtype_size(W.dtype);
         raw_.resize(bytes);
@@ -177,7 +187,11 @@ private:
         cuda::check(cudaMemcpyAsync(host.data(), w, m * sizeof(T), cudaMemcpyDeviceToHost, handles_.stream), "download");
         cuda::check(cudaStreamSynchronize(handles_.stream), "stream sync");
         std::vector<double> evals(host.begin(), host.end());
-        for (double& v : evals) v = std::max(v, 0.0);
+        for (double& v : evals) {
+            // NaN or Inf in W reach the eigenvalues through the Gram product: the CPU backend's error, not a number.
+            if (!std::isfinite(v)) throw std::invalid_argument("matrix contains NaN or Inf values");
+            v = std::max(v, 0.0);
+        }
         return evals;
     }
 
@@ -216,20 +230,13 @@ cuda::DeviceBuffer<float>& CudaBackend::work_buffer<float>() { return work32_; }
 
 }  // namespace
 
-bool cuda_device_available() {
+bool cuda::device_visible() {
     int count = 0;
     return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
 }
 
-std::string cuda_device_name() {
-    if (!cuda_device_available()) return "";
-    cudaDeviceProp prop{};
-    cuda::check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
-    return prop.name;
-}
-
-std::unique_ptr<Backend> make_cuda_backend() {
-    if (!cuda_device_available()) throw std::runtime_error("no CUDA device is visible");
+std::unique_ptr<Backend> cuda::make_backend() {
+    if (!device_visible()) throw std::runtime_error("no CUDA device is visible");
     return std::make_unique<CudaBackend>();
 }
 
