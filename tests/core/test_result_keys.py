@@ -2,7 +2,6 @@
 renamed, dropped or reordered key must fail here, not turn into a missing column (bindings/results.cpp)."""
 import numpy as np
 import pytest
-
 from htsr import _core as core
 
 W = np.random.default_rng(0).standard_normal((60, 40))
@@ -20,7 +19,7 @@ EXPECTED = {
     "analyze_all": (
         lambda: core.analyze_layers([([W], 1.0)], return_evals=True, candidates=True, mp_fit=True,
                                 randomize=core.MersenneTwister(1), alpha_ci=(0.05, 0.95), bootstrap=20, seed=3,
-                                fit_quality=dict(gof=True, gof_resamples=10, compare_fits=True, farms=True))[0],
+                                fit_quality={"gof": True, "gof_resamples": 10, "compare_fits": True, "farms": True})[0],
         [
         'error', 'N', 'M', 'num_evals', 'sv_max', 'sv_min', 'lambda_max', 'rank_loss', 'svd_fallback',
         'noise_floor', 'on_cpu_fallback', 'evals', 'alpha', 'xmin', 'xmax', 'D', 'sigma', 'num_pl_spikes',
