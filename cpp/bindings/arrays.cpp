@@ -69,13 +69,33 @@ std::vector<LayerInput> to_layers(const py::list& layers, KeepAlive& keep_alive)
     std::vector<LayerInput> out;
     out.reserve(layers.size());
     for (std::size_t i = 0; i < layers.size(); ++i) {
-        py::tuple item = py::cast<py::tuple>(layers[i]);
-        if (item.size() != 2 && item.size() != 3)
-            throw std::invalid_argument("each layer must be (matrices, scale) or (matrices, scale, keep_largest)");
+        const std::string where = "layer " + std::to_string(i);
+        py::tuple item;
+        py::list matrices;
         LayerInput layer;
-        layer.scale = py::cast<double>(item[1]);
-        if (item.size() == 3) layer.keep_largest = py::cast<std::int64_t>(item[2]);
-        for (const py::handle& m : py::cast<py::list>(item[0])) layer.slices.push_back(to_view(m, keep_alive));
+        try {  // any sequence will do; a cast failure is the caller's bad argument, not an internal error
+            item = py::cast<py::tuple>(layers[i]);
+            if (item.size() != 2 && item.size() != 3)
+                throw std::invalid_argument("each layer must be (matrices, scale) or (matrices, scale, keep_largest)");
+            matrices = py::cast<py::list>(item[0]);
+            layer.scale = py::cast<double>(item[1]);
+            if (item.size() == 3) layer.keep_largest = py::cast<std::int64_t>(item[2]);
+        } catch (const std::invalid_argument& e) {
+            throw std::invalid_argument(where + ": " + e.what());
+        } catch (const py::error_already_set&) {
+            throw std::invalid_argument(where + ": expected (matrices, scale[, keep_largest]) with a list of matrices, "
+                                        "a number and an int");
+        } catch (const py::cast_error&) {
+            throw std::invalid_argument(where + ": expected (matrices, scale[, keep_largest]) with a list of matrices, "
+                                        "a number and an int");
+        }
+        for (std::size_t j = 0; j < matrices.size(); ++j) {
+            try {
+                layer.slices.push_back(to_view(matrices[j], keep_alive));
+            } catch (const std::invalid_argument& e) {
+                throw std::invalid_argument(where + ", matrix " + std::to_string(j) + ": " + e.what());
+            }
+        }
         out.push_back(std::move(layer));
     }
     return out;

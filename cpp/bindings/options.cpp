@@ -135,6 +135,9 @@ AnalysisOptions to_analysis_options(const AnalyzeLayersArgs& args) {
     o.power_law.finger_thresh = args.finger_thresh;
     o.tolerance = args.tolerance;
     o.mp_fit = args.mp_fit;
+    if (!args.randomize.is_none() && !py::isinstance<MersenneTwister>(args.randomize))
+        throw std::invalid_argument("randomize must be a MersenneTwister or None, got " +
+                                    py::cast<std::string>(py::type::of(args.randomize).attr("__name__")));
     o.randomize = args.randomize.is_none() ? nullptr : py::cast<MersenneTwister*>(args.randomize);
     const std::uint64_t seed = seed_or_fresh(args.seed);
     if (!args.alpha_ci.is_none()) {
