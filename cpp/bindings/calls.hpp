@@ -59,6 +59,29 @@ py::dict eigenvector_metrics(const py::list& slices, double scale, long long tai
 py::typing::Tuple<double, double, double> vector_statistics(const DoubleArray& vector);
 py::array_t<double> svd_truncate(const DoubleArray& W, long long keep);
 
+// dequant_calls.cpp: quantized checkpoint layouts into float32 matrices.
+py::array_t<float> dequant_tiled(const py::object& codes, const py::object& scale, const py::object& zero,
+    long long tile_rows, long long tile_cols, float post_factor, const std::string& round_to);
+py::array_t<float> dequant_gptq(const py::object& qweight, const py::object& qzeros, const py::object& scales,
+    const py::object& g_idx, long long group_size, int bits, int zero_offset, const std::string& round_to);
+py::array_t<float> dequant_awq(const py::object& qweight, const py::object& qzeros, const py::object& scales,
+    long long group_size, const std::string& round_to);
+py::array_t<float> dequant_ct_packed(const py::object& packed, long long cols, int bits, const py::object& scale,
+    const py::object& zero_packed, long long group_size, const std::string& round_to);
+py::array_t<float> dequant_mlx_affine(const py::object& packed, int bits, long long group_size,
+    const py::object& scales, const py::object& biases, const std::string& round_to);
+py::array_t<float> dequant_mxfp4(const py::object& blocks, const py::object& scales);
+py::array_t<float> dequant_nvfp4(const py::object& packed, const py::object& scales, float global_scale,
+    long long group_size, const std::string& round_to);
+py::array_t<float> dequant_bnb_4bit(const py::object& packed, long long rows, long long cols,
+    const std::vector<float>& code, const py::object& absmax, long long blocksize, const py::object& nested_absmax,
+    const std::vector<float>& nested_code, long long nested_blocksize, float offset, const std::string& round_to);
+
+// gguf_calls.cpp: GGUF blocks into float32 arrays.
+py::array_t<float> gguf_dequantize(const py::array& raw, int type, const std::vector<std::int64_t>& shape,
+                                   const py::object& grid);
+py::dict gguf_block_formats();
+
 // testing_calls.cpp: hooks for tests only (htsr._core._testing).
 py::array_t<double> cuda_ks_distances(const DoubleArray& log_x, const DoubleArray& alphas);
 

@@ -15,9 +15,6 @@
 namespace py = pybind11;
 using namespace htsr::bindings;
 
-void bind_dequant(py::module_& m);  // bindings/dequant.cpp
-void bind_gguf(py::module_& m);     // bindings/gguf.cpp
-
 namespace {
 
 void declare_analysis(py::module_& m) {
@@ -181,6 +178,44 @@ void declare_extras(py::module_& m) {
           "largest, 0 returns a copy.");
 }
 
+void declare_quantized(py::module_& m) {
+    m.def("dequant_tiled", &dequant_tiled,
+          py::arg("codes"), py::arg("scale"), py::arg("zero") = py::none(), py::arg("tile_rows"), py::arg("tile_cols"),
+          py::arg("post_factor") = 1.0f, py::arg("round_to") = "float32",
+          "(code - zero) * scale * post_factor per tile of tile_rows x tile_cols (fp8 or 8-bit integer codes).");
+    m.def("dequant_gptq", &dequant_gptq,
+          py::arg("qweight"), py::arg("qzeros"), py::arg("scales"), py::arg("g_idx") = py::none(), py::arg("group_size") = -1, py::arg("bits"),
+          py::arg("zero_offset"), py::arg("round_to") = "float16",
+          "GPTQ weights as an (out, in) float32 matrix; zero_offset 1 for the original format (zeros stored minus one).");
+    m.def("dequant_awq", &dequant_awq,
+          py::arg("qweight"), py::arg("qzeros"), py::arg("scales"), py::arg("group_size"), py::arg("round_to") = "float16",
+          "AWQ (GEMM layout) weights as an (out, in) float32 matrix.");
+    m.def("dequant_ct_packed", &dequant_ct_packed,
+          py::arg("packed"), py::arg("cols"), py::arg("bits"), py::arg("scale"), py::arg("zero_packed") = py::none(),
+          py::arg("group_size"), py::arg("round_to") = "bfloat16",
+          "compressed-tensors pack-quantized weights as an (out, in) float32 matrix.");
+    m.def("dequant_mlx_affine", &dequant_mlx_affine,
+          py::arg("packed"), py::arg("bits"), py::arg("group_size"), py::arg("scales"), py::arg("biases"),
+          py::arg("round_to") = "bfloat16", "MLX affine-quantized weights as an (out, in) float32 matrix.");
+    m.def("dequant_mxfp4", &dequant_mxfp4,
+          py::arg("blocks"), py::arg("scales"), "MXFP4 blocks (R, G, 16) and E8M0 scales (R, G) as an (R, 32 G) matrix.");
+    m.def("dequant_nvfp4", &dequant_nvfp4,
+          py::arg("packed"), py::arg("scales"), py::arg("global_scale"), py::arg("group_size") = 16,
+          py::arg("round_to") = "bfloat16", "NVFP4 (compressed-tensors) weights as an (out, in) float32 matrix.");
+    m.def("dequant_bnb_4bit", &dequant_bnb_4bit,
+          py::arg("packed"), py::arg("rows"), py::arg("cols"), py::arg("code"), py::arg("absmax"), py::arg("blocksize"),
+          py::arg("nested_absmax") = py::none(), py::arg("nested_code") = std::vector<float>{},
+          py::arg("nested_blocksize") = 256, py::arg("offset") = 0.0f, py::arg("round_to") = "float32",
+          "bitsandbytes NF4 / FP4 weights (with nested absmax when given) as a (rows, cols) float32 matrix.");
+    m.def("gguf_dequantize", &gguf_dequantize, py::arg("raw"), py::arg("type"), py::arg("shape"),
+          py::arg("grid") = py::none(),
+          "GGUF tensor bytes (C-contiguous uint8, whole blocks) of GGML type code `type` dequantized into a new "
+          "float32 array of `shape`, bit for bit as gguf.quants.dequantize (gguf 0.19). IQ1/IQ2/IQ3 types need "
+          "their codebook `grid` (the gguf package's <TYPE>.grid as a 2-D float32 array).");
+    m.def("gguf_block_formats", &gguf_block_formats,
+          "GGML type code -> {name, elements, bytes, grid_shape} of every block format gguf_dequantize handles.");
+}
+
 // Not part of the API: hooks that let tests reach code the pipeline does not call.
 void declare_testing(py::module_& m) {
     py::module_ testing = m.def_submodule("_testing", "Test hooks of htsr._core; not part of the API.");
@@ -194,8 +229,7 @@ PYBIND11_MODULE(_core, m) {
     m.doc() = "htsr compiled core: batched ESDs, power-law fits and spectral metrics (no models, no tables).";
     declare_extras(m);
     declare_fit_quality(m);
-    bind_dequant(m);
-    bind_gguf(m);
+    declare_quantized(m);
     declare_analysis(m);
     declare_fits(m);
     declare_random(m);
