@@ -2,7 +2,6 @@
 matrix), never a bare pybind11 cast error; the test hook of a backend a build lacks says so."""
 import numpy as np
 import pytest
-
 from htsr import _core as core
 
 W = np.random.default_rng(0).standard_normal((12, 8))
