@@ -1,92 +1,37 @@
-// CUDA backend: uploads each weight matrix in its stored dtype, converts on the device, forms the
-// Gram matrix with cuBLAS syrk and solves it with cuSOLVER (Xsyevd; syevjBatched for many small
-// slices of one layer). Only eigenvalues come back. Out of GPU memory: that slice runs on the CPU.
-#include "cuda_backend.hpp"
-
-#include <cublas_v2.h>
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
+// CUDA backend: each layer's slices go to the device eigensolver (eigensolver.hpp): same-shape slices of one layer
+// (conv kernels, FARMS windows) as batches, other layers one slice at a time. gesdd (method='svd', and
+// method='auto' on a Gram too ill-conditioned to trust) runs on the CPU, as does a slice the device has no memory
+// for. Pooling is the CPU backend's (htsr/detail/pooling.hpp).
 #include <cuda_runtime.h>
-#include <cusolverDn.h>
 
 #include <algorithm>
-#include <cstring>
+#include <exception>
+#include <memory>
 #include <new>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
-#include "../src/convert.hpp"
-#include "../src/spectrum_detail.hpp"
+#include "eigensolver.hpp"
+#include "htsr/backend.hpp"
+#include "htsr/detail/backends.hpp"
+#include "htsr/detail/pooling.hpp"
+#include "htsr/detail/slice_eigenvalues.hpp"
 #include "htsr/interrupt.hpp"
-#include "cuda_check.hpp"
 
 namespace htsr {
 namespace {
 
+// Batched solves only for Grams up to this side (syevBatched targets many small matrices; not measured here).
+constexpr std::int64_t kBatchedMaxSide = 1024;
 
-template <typename T> struct CudaType;
-template <> struct CudaType<double> { static constexpr cudaDataType value = CUDA_R_64F; };
-template <> struct CudaType<float> { static constexpr cudaDataType value = CUDA_R_32F; };
-
-template <typename Raw> __device__ double to_double(Raw v);
-template <> __device__ double to_double<double>(double v) { return v; }
-template <> __device__ double to_double<float>(float v) { return v; }
-template <> __device__ double to_double<__half>(__half v) { return __half2float(v); }
-template <> __device__ double to_double<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
-
-// raw (row-major rows x cols, i.e. column-major cols x rows) -> T, times scale, same layout.
-template <typename Raw, typename T>
-__global__ void convert_kernel(const Raw* __restrict__ in, T* __restrict__ out, long long count, double scale) {
-    for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < count;
-         i += static_cast<long long>(gridDim.x) * blockDim.x)
-        out[i] = static_cast<T>(to_double<Raw>(in[i]) * scale);
-}
-
-template <typename T>
-void launch_convert(const void* raw, DType dtype, T* out, long long count, double scale, cudaStream_t stream) {
-    const int threads = 256;
-    const int blocks = static_cast<int>(std::min<long long>((count + threads - 1) / threads, 65535));
-    switch (dtype) {
-        case DType::Float64: convert_kernel<double, T><<<blocks, threads, 0, stream>>>(static_cast<const double*>(raw), out, count, scale); break;
-        case DType::Float32: convert_kernel<float, T><<<blocks, threads, 0, stream>>>(static_cast<const float*>(raw), out, count, scale); break;
-        case DType::Float16: convert_kernel<__half, T><<<blocks, threads, 0, stream>>>(static_cast<const __half*>(raw), out, count, scale); break;
-        case DType::BFloat16: convert_kernel<__nv_bfloat16, T><<<blocks, threads, 0, stream>>>(static_cast<const __nv_bfloat16*>(raw), out, count, scale); break;
-    }
-    cuda::check(cudaGetLastError(), "convert kernel launch");
-}
-
-bool is_row_major_contiguous(const MatrixView& W) { return W.col_stride == 1 && W.row_stride == W.cols; }
-
-struct Handles {
-    cudaStream_t stream = nullptr;
-    cublasHandle_t blas = nullptr;
-    cusolverDnHandle_t solver = nullptr;
-    Handles() {
-        cuda::check(cudaStreamCreate(&stream), "cudaStreamCreate");
-        cuda::check(cublasCreate(&blas), "cublasCreate");
-        cuda::check(cublasSetStream(blas, stream), "cublasSetStream");
-        cuda::check(cusolverDnCreate(&solver), "cusolverDnCreate");
-        cuda::check(cusolverDnSetStream(solver, stream), "cusolverDnSetStream");
-    }
-    ~Handles() {
-        if (solver) cusolverDnDestroy(solver);
-        if (blas) cublasDestroy(blas);
-        if (stream) cudaStreamDestroy(stream);
-    }
-};
-
-template <typename T>
-void syrk(cublasHandle_t h, cublasOperation_t op, int n, int k, const T* a, int lda, T* c);
-template <>
-void syrk<double>(cublasHandle_t h, cublasOperation_t op, int n, int k, const double* a, int lda, double* c) {
-    const double one = 1.0, zero = 0.0;
-    cuda::check(cublasDsyrk(h, CUBLAS_FILL_MODE_UPPER, op, n, k, &one, a, lda, &zero, c, n), "cublasDsyrk");
-}
-template <>
-void syrk<float>(cublasHandle_t h, cublasOperation_t op, int n, int k, const float* a, int lda, float* c) {
-    const float one = 1.0f, zero = 0.0f;
-    cuda::check(cublasSsyrk(h, CUBLAS_FILL_MODE_UPPER, op, n, k, &one, a, lda, &zero, c, n), "cublasSsyrk");
+// Many slices of one shape: worth one batched solve per chunk instead of one solve per slice.
+bool batchable(const LayerInput& layer, const SpectrumOptions& options) {
+    if (layer.slices.size() < 2 || options.method == Method::Svd) return false;
+    const MatrixView& first = layer.slices.front();
+    if (first.short_side() < 1 || first.short_side() > kBatchedMaxSide) return false;
+    return std::all_of(layer.slices.begin(), layer.slices.end(),
+                       [&](const MatrixView& W) { return W.rows == first.rows && W.cols == first.cols; });
 }
 
 class CudaBackend final : public Backend {
@@ -101,29 +46,65 @@ public:
     }
 
 private:
-    Handles handles_;
-    cuda::DeviceBuffer<unsigned char> raw_;
-    cuda::DeviceBuffer<double> work64_;
-    cuda::DeviceBuffer<float> work32_;
+    cuda::Eigensolver solver_;
 
     LayerSpectrum layer_spectrum(const LayerInput& layer, const SpectrumOptions& options) {
         std::vector<SliceEigenvalues> slices(layer.slices.size());
         std::string error;
-        for (std::size_t s = 0; s < layer.slices.size() && error.empty(); ++s) {
-            if (stop_requested(options.stop)) {  // Ctrl-C: analyze_layers throws Interrupted after this wave
-                error = "analysis interrupted";
-                break;
+        bool done = false;
+        if (batchable(layer, options)) {
+            try {
+                error = batched_slices(layer, options, slices);
+                done = true;
+            } catch (const std::bad_alloc&) {
+                cudaGetLastError();  // clear the sticky allocation error; one slice at a time below
             }
+        }
+        if (!done) error = slice_by_slice(layer, options, slices);
+        std::vector<const SliceEigenvalues*> pointers;
+        for (const SliceEigenvalues& s : slices) pointers.push_back(&s);
+        return pool_layer(layer, pointers, error, options);
+    }
+
+    // The layer's slices in chunks of batched solves; the layer's error ('' when none). Throws std::bad_alloc
+    // when the device is out of memory (the caller then goes slice by slice).
+    std::string batched_slices(const LayerInput& layer, const SpectrumOptions& options,
+                               std::vector<SliceEigenvalues>& slices) {
+        const bool single = options.precision == Precision::Float32;
+        const std::int64_t m = layer.slices.front().short_side();
+        const std::size_t chunk = single ? cuda::Eigensolver::max_batch<float>(m) : cuda::Eigensolver::max_batch<double>(m);
+        for (std::size_t first = 0; first < slices.size(); first += chunk) {
+            if (stop_requested(options.stop)) return "analysis interrupted";  // analyze_layers throws after this wave
+            const std::size_t count = std::min(chunk, slices.size() - first);
+            try {
+                std::vector<std::vector<double>> evals =
+                    single ? solver_.batched_eigenvalues<float>(&layer.slices[first], count, layer.scale)
+                           : solver_.batched_eigenvalues<double>(&layer.slices[first], count, layer.scale);
+                for (std::size_t k = 0; k < count; ++k)
+                    slices[first + k] = checked_gram(std::move(evals[k]), layer.slices[first + k], layer.scale, options);
+            } catch (const std::bad_alloc&) {
+                throw;
+            } catch (const std::exception& e) {
+                return e.what();
+            }
+        }
+        return "";
+    }
+
+    // The layer's slices one solve each; the layer's error ('' when none). Out of device memory: that slice on the CPU.
+    std::string slice_by_slice(const LayerInput& layer, const SpectrumOptions& options,
+                               std::vector<SliceEigenvalues>& slices) {
+        for (std::size_t s = 0; s < layer.slices.size(); ++s) {
+            if (stop_requested(options.stop)) return "analysis interrupted";
             const MatrixView& W = layer.slices[s];
             try {
                 if (options.method == Method::Svd) {
                     slices[s] = slice_eigenvalues(W, layer.scale, options);  // gesdd lives on the CPU
                 } else {
-                    slices[s].evals = options.precision == Precision::Float32 ? device_eigenvalues<float>(W, layer.scale)
-                                                                              : device_eigenvalues<double>(W, layer.scale);
-                    if (options.precision == Precision::Float64 && options.method == Method::Auto &&
-                        gram_too_ill_conditioned(slices[s].evals, W.long_side(), W.short_side()))
-                        slices[s] = {slice_eigenvalues(W, layer.scale, {Precision::Float64, Method::Svd}).evals, true};
+                    std::vector<double> evals = options.precision == Precision::Float32
+                                                    ? solver_.eigenvalues<float>(W, layer.scale)
+                                                    : solver_.eigenvalues<double>(W, layer.scale);
+                    slices[s] = checked_gram(std::move(evals), W, layer.scale, options);
                 }
             } catch (const std::bad_alloc&) {
                 cudaGetLastError();  // clear the sticky allocation error, then do this slice on the CPU
@@ -131,105 +112,36 @@ private:
                     slices[s] = slice_eigenvalues(W, layer.scale, options);
                     slices[s].on_cpu_fallback = true;
                 } catch (const std::exception& e) {
-                    error = e.what();
+                    return e.what();
                 }
             } catch (const std::exception& e) {
-                error = e.what();
+                return e.what();
             }
         }
-        std::vector<const SliceEigenvalues*> pointers;
-        for (const SliceEigenvalues& s : slices) pointers.push_back(&s);
-        return pool_layer(layer, pointers, error, options);
+        return "";
     }
 
-    // Upload W in its stored dtype (host-side gather only for strided views), convert, Gram, solve.
-    template <typename T>
-    std::vector<double> device_eigenvalues(const MatrixView& W, double scale) {
-        const long long rows = W.rows, cols = W.cols, count = rows * cols;
-        const int m = static_cast<int>(W.short_side()), n = static_cast<int>(W.long_side());
-        const std::size_t bytes = static_cast<std::size_t>(count) * dtype_size(W.dtype);
-        raw_.resize(bytes);
-        if (is_row_major_contiguous(W)) {
-            cuda::check(cudaMemcpyAsync(raw_.get(), W.data, bytes, cudaMemcpyHostToDevice, handles_.stream), "upload");
-        } else {
-            std::vector<unsigned char> packed(bytes);  // a strided view (e.g. a conv slice): pack it row-major
-            const std::size_t item = dtype_size(W.dtype);
-            const auto* base = static_cast<const unsigned char*>(W.data);
-            for (long long r = 0; r < rows; ++r)
-                for (long long c = 0; c < cols; ++c)
-                    std::memcpy(&packed[static_cast<std::size_t>(r * cols + c) * item],
-                                base + static_cast<std::ptrdiff_t>((r * W.row_stride + c * W.col_stride) * static_cast<long long>(item)), item);
-            cuda::check(cudaMemcpyAsync(raw_.get(), packed.data(), bytes, cudaMemcpyHostToDevice, handles_.stream), "upload");
-            cuda::check(cudaStreamSynchronize(handles_.stream), "upload sync");
-        }
-        auto& work = work_buffer<T>();
-        const std::size_t gram_offset = static_cast<std::size_t>(count);
-        work.resize(gram_offset + static_cast<std::size_t>(m) * m + m);
-        T* a = work.get();
-        T* gram = a + gram_offset;
-        T* w = gram + static_cast<std::size_t>(m) * m;
-        launch_convert<T>(raw_.get(), W.dtype, a, count, scale, handles_.stream);
-        // Device layout is column-major cols x rows (ld = cols): Gram over the short side.
-        const bool rows_long = rows >= cols;
-        syrk<T>(handles_.blas, rows_long ? CUBLAS_OP_N : CUBLAS_OP_T, m, n, a, static_cast<int>(cols), gram);
-        solve_syevd<T>(gram, m, w);
-        std::vector<T> host(static_cast<std::size_t>(m));
-        cuda::check(cudaMemcpyAsync(host.data(), w, m * sizeof(T), cudaMemcpyDeviceToHost, handles_.stream), "download");
-        cuda::check(cudaStreamSynchronize(handles_.stream), "stream sync");
-        std::vector<double> evals(host.begin(), host.end());
-        for (double& v : evals) v = std::max(v, 0.0);
-        return evals;
-    }
-
-    template <typename T>
-    cuda::DeviceBuffer<T>& work_buffer();
-
-    template <typename T>
-    void solve_syevd(T* gram, int m, T* w) {
-        cusolverDnParams_t params = nullptr;
-        cuda::check(cusolverDnCreateParams(&params), "cusolverDnCreateParams");
-        std::size_t device_bytes = 0, host_bytes = 0;
-        const cudaDataType type = CudaType<T>::value;
-        cuda::check(cusolverDnXsyevd_bufferSize(handles_.solver, params, CUSOLVER_EIG_MODE_NOVECTOR,
-                                                CUBLAS_FILL_MODE_UPPER, m, type, gram, m, type, w, type,
-                                                &device_bytes, &host_bytes),
-                    "cusolverDnXsyevd_bufferSize");
-        cuda::DeviceBuffer<unsigned char> device_work(std::max<std::size_t>(device_bytes, 1));
-        cuda::DeviceBuffer<int> info(1);
-        std::vector<unsigned char> host_work(std::max<std::size_t>(host_bytes, 1));
-        const cusolverStatus_t status = cusolverDnXsyevd(
-            handles_.solver, params, CUSOLVER_EIG_MODE_NOVECTOR, CUBLAS_FILL_MODE_UPPER, m, type, gram, m, type, w,
-            type, device_work.get(), device_bytes, host_work.data(), host_bytes, info.get());
-        cusolverDnDestroyParams(params);
-        cuda::check(status, "cusolverDnXsyevd");
-        int host_info = 0;
-        cuda::check(cudaMemcpyAsync(&host_info, info.get(), sizeof(int), cudaMemcpyDeviceToHost, handles_.stream), "info");
-        cuda::check(cudaStreamSynchronize(handles_.stream), "stream sync");
-        if (host_info != 0) throw std::runtime_error("cusolverDnXsyevd failed (info=" + std::to_string(host_info) + ")");
+    // Gram eigenvalues as the CPU keeps them: method='auto' in float64 redoes an ill-conditioned slice with gesdd.
+    static SliceEigenvalues checked_gram(std::vector<double> evals, const MatrixView& W, double scale,
+                                         const SpectrumOptions& options) {
+        if (options.precision == Precision::Float64 && options.method == Method::Auto &&
+            gram_too_ill_conditioned(evals, W.long_side(), W.short_side()))
+            return {slice_eigenvalues(W, scale, {Precision::Float64, Method::Svd}).evals, true};
+        SliceEigenvalues out;
+        out.evals = std::move(evals);
+        return out;
     }
 };
 
-template <>
-cuda::DeviceBuffer<double>& CudaBackend::work_buffer<double>() { return work64_; }
-template <>
-cuda::DeviceBuffer<float>& CudaBackend::work_buffer<float>() { return work32_; }
-
 }  // namespace
 
-bool cuda_device_available() {
+bool cuda::device_visible() {
     int count = 0;
     return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
 }
 
-std::string cuda_device_name() {
-    if (!cuda_device_available()) return "";
-    cudaDeviceProp prop{};
-    cuda::check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
-    return prop.name;
-}
-
-std::unique_ptr<Backend> make_cuda_backend() {
-    if (!cuda_device_available()) throw std::runtime_error("no CUDA device is visible");
+std::unique_ptr<Backend> cuda::make_backend() {
+    if (!device_visible()) throw std::runtime_error("no CUDA device is visible");
     return std::make_unique<CudaBackend>();
 }
 

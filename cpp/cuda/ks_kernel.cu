@@ -1,11 +1,12 @@
-// KS distances of all xmin candidates on the device (spec §3.1): one block per candidate.
+// KS distances of all xmin candidates on the device (spec §3.1): one block per candidate. Not used by the
+// pipeline (the fits run on the CPU); kept as a tested kernel, reachable through htsr._core._testing.
 #include <cuda_runtime.h>
 
 #include <cmath>
 #include <vector>
 
-#include "cuda_backend.hpp"
 #include "cuda_check.hpp"
+#include "htsr/detail/backends.hpp"
 
 namespace htsr {
 namespace {
@@ -40,7 +41,7 @@ __global__ void ks_distance_kernel(const double* __restrict__ log_x, const doubl
 
 }  // namespace
 
-std::vector<double> cuda_ks_distances(const std::vector<double>& log_x, const std::vector<double>& alphas) {
+std::vector<double> cuda::ks_distances(const std::vector<double>& log_x, const std::vector<double>& alphas) {
     const std::size_t n_all = log_x.size(), candidates = alphas.size();
     std::vector<double> out(candidates, 1.0);
     if (candidates == 0) return out;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <stdexcept>
 
 #include "random_stream.hpp"
 
@@ -22,6 +23,12 @@ double quantile(const std::vector<double>& sorted, double q) {
 }
 
 }  // namespace
+
+void check_bootstrap_options(const BootstrapOptions& options) {
+    if (!(0.0 <= options.lo && options.lo < options.hi && options.hi <= 1.0))
+        throw std::invalid_argument("alpha_ci must be (lo, hi) quantiles with 0 <= lo < hi <= 1");
+    if (options.resamples < 2) throw std::invalid_argument("bootstrap needs at least 2 resamples");
+}
 
 AlphaInterval bootstrap_alpha(const std::vector<double>& evals, const PowerLawFit& fit, const PowerLawOptions& options,
                               const BootstrapOptions& bootstrap) {

@@ -1,4 +1,4 @@
-#include "convert.hpp"
+#include "htsr/detail/convert.hpp"
 
 #include <cstdlib>
 

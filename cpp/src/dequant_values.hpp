@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "convert.hpp"
+#include "htsr/detail/convert.hpp"
 #include "htsr/dequant.hpp"
 
 namespace htsr::detail {

@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "convert.hpp"
+#include "htsr/detail/convert.hpp"
 #include "htsr/eigenvectors.hpp"
 #include "lapack.hpp"
 

@@ -3,7 +3,7 @@
 #include <exception>
 #include <vector>
 
-#include "htsr/backend.hpp"
+#include "analysis_passes.hpp"
 
 namespace htsr {
 

@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "convert.hpp"
+#include "htsr/detail/convert.hpp"
 #include "htsr/gguf_dequant.hpp"
 
 namespace htsr::gguf_blocks {

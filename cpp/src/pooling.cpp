@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "htsr/metrics.hpp"
-#include "spectrum_detail.hpp"
+#include "htsr/detail/pooling.hpp"
 
 namespace htsr {
 

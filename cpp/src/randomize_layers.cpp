@@ -17,8 +17,8 @@
 #include <thread>
 #include <utility>
 
-#include "convert.hpp"
-#include "htsr/backend.hpp"
+#include "htsr/detail/convert.hpp"
+#include "analysis_passes.hpp"
 
 namespace htsr {
 namespace {
@@ -357,12 +357,6 @@ void RandomizedComparisons::finish(Backend& backend, std::vector<LayerAnalysis>&
     state_->producer.join();  // consume returned after `done`: the producer has finished
     state_->caller_rng = state_->rng;
     state_.reset();
-}
-
-void randomize_layers(Backend& backend, const std::vector<LayerInput>& layers, std::vector<LayerAnalysis>& results,
-                      const SpectrumOptions& options, MersenneTwister& rng) {
-    RandomizedComparisons comparisons(backend, layers, options, rng);
-    comparisons.finish(backend, results);
 }
 
 }  // namespace htsr

@@ -6,10 +6,10 @@
 #include <string>
 #include <vector>
 
-#include "convert.hpp"
+#include "htsr/detail/convert.hpp"
 #include "htsr/interrupt.hpp"
 #include "htsr/spectrum.hpp"
-#include "spectrum_detail.hpp"
+#include "htsr/detail/slice_eigenvalues.hpp"
 #include "lapack.hpp"
 
 namespace htsr {

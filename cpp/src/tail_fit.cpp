@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <stdexcept>
 #include <vector>
 
 #include "htsr/powerlaw.hpp"
@@ -144,6 +145,12 @@ XminRange xmin_peak_range(const std::vector<double>& values, double xmin_max) {
     const double lo = std::log10(kPeakLowFactor * xmin_peak);
     const double hi = xmin_max > 0.0 ? xmin_max : kPeakHighFactor * xmin_peak;
     return {std::min(lo, hi), std::max(lo, hi)};
+}
+
+void check_power_law_options(const PowerLawOptions& options) {
+    if (options.max_fingers < 1) throw std::invalid_argument("max_fingers must be at least 1");
+    if (options.distribution == TailDistribution::TruncatedPowerLaw && options.fix_fingers == FixFingers::ClipXmax)
+        throw std::invalid_argument("fix_fingers='clip_xmax' refits power laws only; it cannot be combined with fit='TPL'");
 }
 
 PowerLawFit fit_power_law(const std::vector<double>& evals, const PowerLawOptions& options) {

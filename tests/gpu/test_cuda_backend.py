@@ -61,5 +61,38 @@ def test_conv_slices_and_minilm_rows_match_cpu(minilm_dir):
 def test_ks_kernel_matches_cpu_candidates():
     evals = np.sort(np.random.default_rng(9).pareto(1.5, 5000) + 1.0)
     fit = htsr.core.fit_power_law(evals, candidates=True)
-    distances = htsr.core.cuda_ks_distances(np.log(evals), fit["alphas"])
+    distances = htsr.core._testing.cuda_ks_distances(np.log(evals), fit["alphas"])
     np.testing.assert_allclose(distances, fit["Ds"], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float8_e4m3fn", "float8_e5m2"])
+def test_fp8_inputs_match_cpu(dtype):
+    # The device convert kernel once had no fp8 case and left its buffer unconverted.
+    codes = np.random.default_rng(11).integers(0, 256, (96, 160), dtype=np.uint8)
+    codes[(codes & 0x7F) >= (0x7F if dtype == "float8_e4m3fn" else 0x7C)] = 0x38  # no NaN/Inf codes
+    cpu = htsr.core.analyze_layers([([(codes, dtype)], 1.0)], return_evals=True, device="cpu")[0]
+    gpu = htsr.core.analyze_layers([([(codes, dtype)], 1.0)], return_evals=True, device="cuda")[0]
+    np.testing.assert_allclose(gpu["evals"], cpu["evals"], rtol=0, atol=1e-10 * cpu["evals"][-1])
+
+
+def test_batched_slices_match_cpu_in_both_precisions():
+    # Same-shape slices of one layer go through the batched solver (cusolverDnXsyevBatched where available).
+    W = np.random.default_rng(13).standard_normal((48, 40, 5, 5)).astype(np.float32)
+    slices = [W[:, :, i, j] for i in range(5) for j in range(5)]
+    cpu = htsr.core.analyze_layers([(slices, 1.0)], return_evals=True, device="cpu")[0]
+    gpu = htsr.core.analyze_layers([(slices, 1.0)], return_evals=True, device="cuda")[0]
+    np.testing.assert_allclose(gpu["evals"], cpu["evals"], rtol=0, atol=1e-10 * cpu["evals"][-1])
+    gpu32 = htsr.core.analyze_layers([(slices, 1.0)], precision="float32", return_evals=True, device="cuda")[0]
+    bound = htsr.core.float32_error_bound(48, 40) * cpu["evals"][-1]
+    assert np.max(np.abs(gpu32["evals"] - cpu["evals"])) <= bound
+
+
+def test_non_finite_and_empty_matrices_fail_the_layer_as_on_cpu():
+    bad = np.ones((20, 10))
+    bad[3, 4] = np.nan
+    good = np.random.default_rng(17).standard_normal((20, 10))
+    for device in ("cpu", "cuda"):
+        results = htsr.core.analyze_layers([([bad], 1.0), ([good], 1.0), ([np.ones((0, 4))], 1.0)], device=device)
+        assert "NaN or Inf" in results[0]["error"], device
+        assert results[1]["error"] == "" and results[1]["status"] == "success", device
+        assert "empty matrix" in results[2]["error"], device

@@ -24,6 +24,9 @@ struct AlphaInterval {
     int fitted = 0;            // resamples whose refit succeeded (the quantiles are over these)
 };
 
+// Throws std::invalid_argument unless 0 <= lo < hi <= 1 and resamples >= 2.
+void check_bootstrap_options(const BootstrapOptions& options);
+
 // Each replicate replaces the resampled values (see BootstrapMethod) by as many draws with replacement from
 // them, keeps the others (and any clipped by xmax), then refits with the same options, so xmin is chosen
 // again by the same KS rule.

@@ -48,6 +48,10 @@ struct PowerLawFit {
     double raw_alpha = -1;             // ClipXmax: alpha before clipping
 };
 
+// Throws std::invalid_argument naming the option when options cannot be fitted with (max_fingers < 1,
+// clip_xmax with the truncated power law). fit_power_law itself fails such a fit instead of throwing.
+void check_power_law_options(const PowerLawOptions& options);
+
 // evals: the layer's eigenvalues sorted ascending. Dispatches on distribution and fix_fingers.
 PowerLawFit fit_power_law(const std::vector<double>& evals, const PowerLawOptions& options);
 

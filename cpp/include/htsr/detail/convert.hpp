@@ -1,4 +1,5 @@
-// Element conversion from any stored dtype (f16, bf16, f32, f64) into float or double panels.
+// Shared by both backends: element conversion from any stored dtype (f16, bf16, fp8, f32, f64), on the host
+// and (the same functions, so both backends read a value alike) on the device; float or double panels.
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -6,16 +7,22 @@
 
 #include "htsr/matrix_view.hpp"
 
+#ifdef __CUDACC__
+#define HTSR_HOST_DEVICE __host__ __device__
+#else
+#define HTSR_HOST_DEVICE
+#endif
+
 namespace htsr::detail {
 
-inline float bf16_to_float(std::uint16_t bits) {
+HTSR_HOST_DEVICE inline float bf16_to_float(std::uint16_t bits) {
     std::uint32_t wide = static_cast<std::uint32_t>(bits) << 16;
     float out;
     std::memcpy(&out, &wide, sizeof out);
     return out;
 }
 
-inline float f16_to_float(std::uint16_t h) {
+HTSR_HOST_DEVICE inline float f16_to_float(std::uint16_t h) {
     const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
     std::uint32_t exponent = (h >> 10) & 0x1fu;
     std::uint32_t mantissa = h & 0x3ffu;
@@ -40,10 +47,10 @@ inline float f16_to_float(std::uint16_t h) {
 }
 
 // OCP fp8 e5m2 is the top byte of an IEEE half.
-inline float f8e5m2_to_float(std::uint8_t b) { return f16_to_float(static_cast<std::uint16_t>(b) << 8); }
+HTSR_HOST_DEVICE inline float f8e5m2_to_float(std::uint8_t b) { return f16_to_float(static_cast<std::uint16_t>(b) << 8); }
 
 // OCP fp8 e4m3fn: bias 7, subnormals at exponent 0, no infinities, S.1111.111 is NaN (max 448).
-inline float f8e4m3_to_float(std::uint8_t b) {
+HTSR_HOST_DEVICE inline float f8e4m3_to_float(std::uint8_t b) {
     const std::uint32_t sign = static_cast<std::uint32_t>(b & 0x80u) << 24;
     const std::uint32_t exponent = (b >> 3) & 0xfu;
     std::uint32_t mantissa = b & 0x7u;

@@ -1,4 +1,4 @@
-// pybind11 bindings of the GGUF block dequantizers (htsr/gguf_dequant.hpp). No numerics here.
+// The GGUF block dequantizers (htsr/gguf_dequant.hpp) for Python (see calls.hpp). No numerics here.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -8,10 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "calls.hpp"
 #include "htsr/gguf_dequant.hpp"
 
-namespace py = pybind11;
-
+namespace htsr::bindings {
 namespace {
 
 std::string shape_text(const std::vector<std::int64_t>& shape) {
@@ -19,6 +19,8 @@ std::string shape_text(const std::vector<std::int64_t>& shape) {
     for (std::size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
     return out + ")";
 }
+
+}  // namespace
 
 py::array_t<float> gguf_dequantize(const py::array& raw, int type, const std::vector<std::int64_t>& shape,
                                    const py::object& grid) {
@@ -56,27 +58,17 @@ py::array_t<float> gguf_dequantize(const py::array& raw, int type, const std::ve
     return out;
 }
 
-}  // namespace
-
-void bind_gguf(py::module_& m) {
-    m.def("gguf_dequantize", &gguf_dequantize, py::arg("raw"), py::arg("type"), py::arg("shape"),
-          py::arg("grid") = py::none(),
-          "GGUF tensor bytes (C-contiguous uint8, whole blocks) of GGML type code `type` dequantized into a new "
-          "float32 array of `shape`, bit for bit as gguf.quants.dequantize (gguf 0.19). IQ1/IQ2/IQ3 types need "
-          "their codebook `grid` (the gguf package's <TYPE>.grid as a 2-D float32 array).");
-    m.def(
-        "gguf_block_formats",
-        []() {
-            py::dict out;
-            for (const htsr::GGMLBlockFormat& f : htsr::ggml_block_formats()) {
-                py::dict d;
-                d["name"] = f.name;
-                d["elements"] = f.elements;
-                d["bytes"] = f.bytes;
-                d["grid_shape"] = py::make_tuple(f.grid_rows, f.grid_cols);
-                out[py::int_(f.type)] = d;
-            }
-            return out;
-        },
-        "GGML type code -> {name, elements, bytes, grid_shape} of every block format gguf_dequantize handles.");
+py::dict gguf_block_formats() {
+    py::dict out;
+    for (const GGMLBlockFormat& f : ggml_block_formats()) {
+        py::dict d;
+        d["name"] = f.name;
+        d["elements"] = f.elements;
+        d["bytes"] = f.bytes;
+        d["grid_shape"] = py::make_tuple(f.grid_rows, f.grid_cols);
+        out[py::int_(f.type)] = d;
+    }
+    return out;
 }
+
+}  // namespace htsr::bindings
