@@ -44,9 +44,10 @@ def selected_entries(model, opts: Options) -> Iterator[LayerEntry]:
     """The layers of `model` that opts.layers selects (read as opts' source options say)."""
     selection = LayerSelection.parse(opts.layers, exact_names=opts.exact_names)
     for entry in iter_layers(model, opts.start_ids, **opts.source_reading()):
-        if entry.layer_type in ANALYZABLE_TYPES or entry.layer_type == "unknown":
-            if selection.keeps(entry):
-                yield entry
+        if (entry.layer_type in ANALYZABLE_TYPES or entry.layer_type == "unknown") and selection.keeps(entry):
+            yield entry
+        elif entry.release is not None:
+            entry.release()  # a streaming source downloads nothing for it
 
 
 def sized_entries(model, opts: Options) -> Iterator[Tuple[LayerEntry, int, int, int]]:

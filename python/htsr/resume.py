@@ -60,6 +60,14 @@ def tensor_fingerprint(name: str, weights) -> str:
     return h.hexdigest()
 
 
+def entry_fingerprint(entry, weights=None) -> str:
+    """The fingerprint of an entry's weights: from its content_id when the source gives one (a Hub file's
+    sha256: no download needed to check a resumed layer), else from its bytes (loaded unless given)."""
+    if entry.content_id:
+        return hashlib.blake2b(entry.content_id.encode(), digest_size=16).hexdigest()
+    return tensor_fingerprint(entry.longname, entry.load() if weights is None else weights)
+
+
 def check_out_path(path: str) -> str:
     path = os.fspath(path)
     if not path.lower().endswith(FORMATS):
@@ -172,7 +180,7 @@ def check_fingerprint(path: str, entry, recorded: str, model: Optional[str] = No
         return
     where = (f"model '{model}', " if model is not None else "") + f"layer '{entry.longname}' (id {entry.layer_id})"
     try:
-        current = tensor_fingerprint(entry.longname, entry.load())
+        current = entry_fingerprint(entry)
     except Exception as e:  # noqa: BLE001
         raise ResumeError(f"cannot resume from {path}: {where} was analyzed before but cannot be read now "
                           f"({e})") from None
@@ -299,16 +307,21 @@ class RunRecorder:
     def track(self, entries):
         """Skips the entries already in the file (after checking their fingerprints) and fingerprints the
         others as they are loaded for analysis."""
-        for entry in entries:
+        todo = []
+        for entry in entries:  # every skip decided first: a streaming source then fetches only what is left
             if self.is_done(entry):
                 self.check_unchanged(entry)
-                continue
+                if entry.release is not None:
+                    entry.release()
+            else:
+                todo.append(entry)
+        for entry in todo:
             yield dataclasses.replace(entry, load=self._fingerprinting(entry))
 
     def _fingerprinting(self, entry):
         def load():
             weights = entry.load()
-            self.fingerprints[(entry.layer_id, entry.longname)] = tensor_fingerprint(entry.longname, weights)
+            self.fingerprints[(entry.layer_id, entry.longname)] = entry_fingerprint(entry, weights)
             return weights
         return load
 
