@@ -374,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--plots", metavar="DIR", help="write per-layer figures (ww.layer{id}.esd*.png) and "
                    "overview figures to DIR")
     a.add_argument("--resume", action="store_true", help="with --out FILE.csv|.json|.parquet: skip the layers "
-                   "already in that file")
+                   "already in that file (for a model id, shards whose layers are all there are not downloaded)")
     a.add_argument("--quiet", action="store_true", help="no progress bar")
     a.add_argument("--ray", nargs="?", const="", metavar="ADDRESS", help="analyze the models on Ray tasks "
                    "(a local Ray, or the cluster at ADDRESS: auto, HOST:PORT, ray://HOST:PORT; give it after "

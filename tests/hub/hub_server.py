@@ -100,6 +100,8 @@ def _handler(server: HubServer):
             server.log.append((self.command, path, self.headers.get("Range")))
             server.headers_seen.extend(self.headers.values())
             parts = path.strip("/").split("/")
+            if parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] == "tree":
+                return self._tree("/".join(parts[2:4]), parts[5])
             if parts[:2] == ["api", "models"] and len(parts) >= 4:
                 repo = "/".join(parts[2:4])
                 rev = parts[5] if len(parts) >= 6 and parts[4] == "revision" else "main"
@@ -121,6 +123,28 @@ def _handler(server: HubServer):
                 self._error(404, "RevisionNotFound", "Invalid rev id")
                 return False
             return True
+
+        def _tree(self, repo: str, rev: str):
+            """The file listing snapshot_download uses (one page, recursive)."""
+            if not self._check_repo(repo, rev):
+                return
+            listing = []
+            for name in server.repo_files(repo):
+                full = os.path.join(server.root, repo, name)
+                entry = {"type": "file", "path": name, "size": os.path.getsize(full),
+                         "oid": hashlib.sha1(name.encode()).hexdigest()}
+                if name.endswith(LFS_SUFFIXES):
+                    entry["lfs"] = {"oid": server.sha256(full), "size": entry["size"], "pointerSize": 134}
+                listing.append(entry)
+            self._json(listing)
+
+        def _json(self, value):
+            data = json.dumps(value).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
 
         def _api(self, repo: str, rev: str):
             if not self._check_repo(repo, rev):
