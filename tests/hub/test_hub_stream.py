@@ -124,3 +124,22 @@ def test_selected_layers_download_only_their_shards(hub):
     table = htsr.analyze(SHARDED, layers=["lm_head"])
     assert list(table["longname"]) == ["lm_head"]
     assert [hub.downloads(n) for n in SHARD_NAMES] == [0, 0, 1]
+
+
+def test_progress_shows_bytes_downloaded_and_layers_analyzed(hub, capsys):
+    htsr.analyze(SHARDED, progress=True)
+    err = capsys.readouterr().err.replace("\r", "\n")
+    total_k = f"{sum(shard_sizes(hub)) / 1e3:.0f}k"
+    assert f"download {SHARDED}: 100%" in err and f"{total_k}/{total_k}" in err  # bytes of the three shards
+    assert "htsr: 30layer" in err  # layers analyzed
+
+
+def test_shards_already_in_the_cache_are_read_there_and_kept(hub):
+    from huggingface_hub import hf_hub_download
+
+    kept = hf_hub_download(SHARDED, SHARD_NAMES[1], cache_dir=str(hub.cache), endpoint=hub.url)
+    before = hub.downloads(SHARD_NAMES[1])
+    pd.testing.assert_frame_equal(htsr.analyze(SHARDED), local(hub))
+    assert hub.downloads(SHARD_NAMES[1]) == before  # not downloaded again
+    assert [hub.downloads(n) for n in (SHARD_NAMES[0], SHARD_NAMES[2])] == [1, 1]
+    assert os.path.isfile(kept)  # the user's cached copy is not deleted

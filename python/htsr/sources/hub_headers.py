@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 
 from ..errors import SourceError
-from .hub_repo import HubRepo, redact
+from .hub_repo import HubRepo
 from .safetensors_file import _MAX_HEADER, SafetensorsFile, decode_header
 
 FIRST_READ = 256 * 1024  # most shard headers fit: one request each

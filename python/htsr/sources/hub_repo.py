@@ -99,7 +99,7 @@ def list_repo(model_id: ModelId) -> HubRepo:
     except errors.HfHubHTTPError as e:
         raise SourceError(f"'{model_id}': the Hugging Face Hub ({url}) refused the request: "
                           f"{redact(_first_line(e))}") from None
-    except OSError as e:  # httpx's connection errors are OSErrors' kin only by name: caught below too
+    except OSError as e:  # no route to the Hub
         raise OfflineHub(f"{type(e).__name__}: {e}") from None
     except Exception as e:  # noqa: BLE001 - httpx ConnectError / TimeoutException: the Hub cannot be reached
         if type(e).__module__.startswith(("httpx", "httpcore")):
