@@ -105,3 +105,17 @@ def test_local_paths_never_import_huggingface_hub(hub, tmp_path):
                             env=env, capture_output=True, text=True, timeout=300, check=True)
     assert result.stdout.strip().splitlines() == ["missing/model.safetensors: no such file or folder", "not imported"]
     assert not [line for line in hub.log if "/api/" in line[1]]
+
+
+def test_resume_offline_from_the_cache_a_kept_run_filled(hub, tmp_path):
+    out = tmp_path / "details.csv"
+    htsr.analyze(SHARDED, out=str(out), keep_downloads=True)
+    full = pd.read_csv(out)
+    full[~full["longname"].isin(["lm_head"])].to_csv(out, index=False)  # as if stopped before the last layer
+    hub.__exit__(None, None, None)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=os.path.join(REPO, "python"))
+    # the cached files' fingerprints (their blobs are named by their sha256) match the streamed ones
+    result = subprocess.run([sys.executable, "-m", "htsr", "analyze", SHARDED, "--out", str(out), "--resume",
+                             "--quiet"], env=env, timeout=300, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    pd.testing.assert_frame_equal(pd.read_csv(out), full)

@@ -20,7 +20,8 @@ from typing import Dict, Iterator, List, Optional
 from ..errors import SourceError
 from ..layers import LayerEntry
 from .hub_ids import ModelId
-from .hub_repo import HubRepo, OfflineHub, cached_file, cached_snapshot, list_repo, top_level
+from .hub_repo import (HubRepo, OfflineHub, cached_file, cached_repo, list_repo, remember_revision,
+                       top_level)
 
 INDEX_NAME = "model.safetensors.index.json"
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
@@ -43,8 +44,8 @@ def iter_hub(model_id: ModelId, start_ids: int, hub: Optional[Dict], options: Di
     try:
         repo = list_repo(model_id)
     except OfflineHub as why:
-        folder = cached_snapshot(model_id, str(why))
-        return iter_layers(_offline_pick(folder, model_id, settings.filename), start_ids, **options)
+        repo = cached_repo(model_id, str(why))
+    remember_revision(repo)
     kind, names = weight_files(repo, settings.filename)
     if kind == "adapter":
         return _iter_adapter(repo, names, start_ids, options)
@@ -56,9 +57,11 @@ def iter_hub(model_id: ModelId, start_ids: int, hub: Optional[Dict], options: Di
     meta = {name: _small_file(repo, name) for name in ("config.json", INDEX_NAME) if name in repo.files}
     shards = shard_names(repo, names, meta.get(INDEX_NAME))
     cached = {name: path for name in shards if (path := cached_file(repo, name))}
-    if len(cached) == len(shards):  # all in the cache: its snapshot folder is a local model
-        return iter_layers(cached[shards[0]] if settings.filename else os.path.dirname(cached[shards[0]]),
-                           start_ids, **options)
+    if repo.snapshot is not None and len(cached) < len(shards):
+        missing = ", ".join(n for n in shards if n not in cached)
+        raise SourceError(f"'{model_id}': the Hugging Face Hub cannot be reached and the local cache "
+                          f"({repo.snapshot}) lacks {missing}")
+    # shards in the cache are read there (the same layers and fingerprints as streamed ones: a resume may mix)
     return StreamedModel(repo, shards, cached, meta, settings).entries(start_ids, options)
 
 
@@ -113,16 +116,6 @@ def _small_file(repo: HubRepo, name: str) -> str:
     return cached_file(repo, name) or download_file(repo, name, None)
 
 
-def _offline_pick(folder: str, model_id: ModelId, filename: Optional[str]) -> str:
-    if not filename:
-        return folder
-    path = os.path.join(folder, filename)
-    if not os.path.isfile(path):
-        raise SourceError(f"'{model_id}': the Hugging Face Hub cannot be reached and '{filename}' is not in the "
-                          f"local cache ({folder})")
-    return path
-
-
 def _iter_adapter(repo: HubRepo, names: List[str], start_ids: int, options: Dict) -> Iterator[LayerEntry]:
     from . import iter_layers
     from .hub_download import download_file
@@ -169,14 +162,14 @@ class StreamedModel:
                  settings: HubOptions):
         from .hub_stream import ShardStream
 
-        self.repo, self.shards, self.meta = repo, shards, meta
+        self.repo, self.shards, self.meta, self.cached = repo, shards, meta, cached
         self.stream = ShardStream(repo, shards, cached, keep=settings.keep_downloads, max_disk=settings.max_disk,
                                   progress=settings.progress)
 
     def entries(self, start_ids: int, options: Dict) -> Iterator[LayerEntry]:
         from .experts import split_experts
         from .files import entries_of_files
-        from .hub_headers import remote_header
+        from .hub_headers import local_header, remote_header
         from .model_config import model_config
         from .quantized import read_quant_config
         from .recurrent import split_recurrent
@@ -185,7 +178,8 @@ class StreamedModel:
             raise SourceError(f"'{self.repo.model_id}' is not a PEFT adapter repository (no adapter_config.json); "
                               "base_model= and peft= are not available for a model streamed from the Hub")
         stream = self.stream
-        files = [remote_header(self.repo, name, self._fetcher(i)) for i, name in enumerate(self.shards)]
+        files = [local_header(self.repo, name, self.cached[name], self._fetcher(i)) if name in self.cached
+                 else remote_header(self.repo, name, self._fetcher(i)) for i, name in enumerate(self.shards)]
         folder = os.path.dirname(next(iter(self.meta.values()))) if self.meta else ""
         weight_map = {}
         if INDEX_NAME in self.meta:

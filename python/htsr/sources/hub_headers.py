@@ -65,6 +65,14 @@ def remote_header(repo: HubRepo, name: str, fetch) -> RemoteSafetensorsFile:
     return RemoteSafetensorsFile(where, decode_header(where, text), header_len, size, fetch)
 
 
+def local_header(repo: HubRepo, name: str, path: str, fetch) -> RemoteSafetensorsFile:
+    """The header of a file the local cache already holds (read there, named as on the Hub)."""
+    from .safetensors_file import _read_header
+
+    header, header_len, size = _read_header(path)
+    return RemoteSafetensorsFile(repo.where(name), header, header_len, size, fetch)
+
+
 def read_range(repo: HubRepo, name: str, begin: int, end: int) -> bytes:
     """Bytes [begin, end) of the file (fewer at its end); never more, even from a server that ignores Range."""
     from huggingface_hub import hf_hub_url

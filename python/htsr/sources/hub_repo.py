@@ -25,6 +25,7 @@ class HubRepo:
     files: Dict[str, RepoFile] = field(default_factory=dict)
     endpoint: str = ""
     cache_dir: str = ""
+    snapshot: Optional[str] = None  # offline: the cache folder that stands for the Hub
 
     def where(self, name: str) -> str:
         """How messages name one of its files."""
@@ -114,30 +115,52 @@ class OfflineHub(Exception):
     """The Hub cannot be reached (offline mode or no network): the local cache must answer."""
 
 
-def cached_snapshot(model_id: ModelId, why: str) -> str:
-    """The cache folder of the model's revision, when the Hub cannot be reached; SourceError otherwise."""
+def cached_repo(model_id: ModelId, why: str) -> HubRepo:
+    """The repository as the local cache holds it, when the Hub cannot be reached (SourceError when it holds
+    no snapshot of that revision). The sha256 of an LFS file is the name of its blob in the cache."""
     hub = hub_client()
     try:
-        return hub.snapshot_download(model_id.repo_id, revision=model_id.revision, cache_dir=cache_dir(),
-                                     local_files_only=True)
+        folder = hub.snapshot_download(model_id.repo_id, revision=model_id.revision, cache_dir=cache_dir(),
+                                       local_files_only=True)
     except Exception as e:  # noqa: BLE001 - LocalEntryNotFoundError and kin: not cached
         raise SourceError(f"'{model_id}': no such local file or folder; the Hugging Face Hub cannot be reached "
                           f"({redact(why)}) and the model is not in the local cache {cache_dir()} "
                           f"({type(e).__name__})") from None
+    files = {}
+    for base, _, names in os.walk(folder):
+        for n in names:
+            path = os.path.join(base, n)
+            name = os.path.relpath(path, folder).replace(os.sep, "/")
+            blob = os.path.basename(os.path.realpath(path))
+            sha = blob if len(blob) == 64 and all(c in "0123456789abcdef" for c in blob) else None
+            files[name] = RepoFile(name, os.path.getsize(path), sha)
+    return HubRepo(model_id, os.path.basename(os.path.normpath(folder)), files, endpoint(), cache_dir(), folder)
 
 
 def cached_file(repo: HubRepo, name: str) -> Optional[str]:
     """The path of `name` at the repo's commit in the local cache, or None."""
     from huggingface_hub import try_to_load_from_cache
 
+    if repo.snapshot is not None:
+        path = os.path.join(repo.snapshot, name)
+        return path if os.path.isfile(path) else None
     found = try_to_load_from_cache(repo.model_id.repo_id, name, cache_dir=repo.cache_dir, revision=repo.commit)
     return found if isinstance(found, str) and os.path.isfile(found) else None
 
 
-def snapshot_folder(repo: HubRepo) -> str:
-    """Where the cache keeps the files of the repo's commit."""
-    return os.path.join(repo.cache_dir, "models--" + repo.model_id.repo_id.replace("/", "--"), "snapshots",
-                        repo.commit)
+def remember_revision(repo: HubRepo) -> None:
+    """Records in the cache which commit the asked revision (default: main) is, as huggingface_hub does: files
+    are fetched by commit, and an offline run finds them by revision."""
+    revision = repo.model_id.revision or "main"
+    if repo.snapshot is not None or revision == repo.commit:
+        return
+    path = os.path.join(repo.cache_dir, "models--" + repo.model_id.repo_id.replace("/", "--"), "refs", revision)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(repo.commit)
+    except OSError:
+        pass  # a read-only cache: offline runs then need the commit in the id
 
 
 def top_level(repo: HubRepo, suffix: str) -> List[str]:
