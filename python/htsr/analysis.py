@@ -155,7 +155,9 @@ def analyze(model, **options) -> pd.DataFrame:
     ----------
     model : torch nn.Module, dict of name -> array/tensor, onnx.ModelProto, path to a .safetensors, .gguf,
         PyTorch checkpoint (.pt/.pth/.bin/.ckpt), .onnx or Keras (.keras/.h5) file, or a Hugging Face model
-        folder (model.safetensors, shards with model.safetensors.index.json, or pytorch_model.bin).
+        folder (model.safetensors, shards with model.safetensors.index.json, or pytorch_model.bin), or a
+        Hugging Face model id 'org/name[@revision]' (needs htsr[hub]; streamed shard by shard, see
+        htsr.sources.hub; options filename, keep_downloads, max_disk).
         ONNX rows are named after their initializer, or after their node's path for exporter-made names
         ('onnx::MatMul_14' of node '/fc2/MatMul' -> 'fc2.MatMul'); Gather tables are 'embedding' (the compatible
         facade WeightWatcher uses the reference's initializer names, ids and types instead).

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import threading
@@ -22,6 +21,7 @@ from ..layers import LayerEntry
 from .hub_ids import ModelId
 from .hub_repo import (HubRepo, OfflineHub, cached_file, cached_repo, list_repo, remember_revision,
                        top_level)
+from .hub_stream import Probe
 
 INDEX_NAME = "model.safetensors.index.json"
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
@@ -211,15 +211,13 @@ class StreamedModel:
 
         def fetch(_file) -> str:
             if getattr(_probing, "on", False):
-                raise _Probe(index)
+                raise Probe(index)
             return stream.fetch(index)
         return fetch
 
     @staticmethod
     def _probe(entry: LayerEntry) -> int:
         """The shard an entry reads first (-1: it fails without reading any)."""
-        from .hub_stream import Probe
-
         _probing.on = True
         try:
             entry.load()
@@ -232,12 +230,6 @@ class StreamedModel:
         return -1
 
 
-def _Probe(index: int):
-    from .hub_stream import Probe
-
-    return Probe(index)
-
-
 def _reading(load, stream, shard: int):
     def read():
         try:
@@ -246,6 +238,3 @@ def _reading(load, stream, shard: int):
             stream.read_done(shard)
     return read
 
-
-def content_fingerprint(content_id: str) -> str:
-    return hashlib.blake2b(content_id.encode(), digest_size=16).hexdigest()

@@ -8,7 +8,6 @@ shard is read (layers come grouped by shard, sources/hub.py). A layer read from 
 quantized companion stored in another shard) downloads that shard again."""
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import sys
@@ -231,7 +230,3 @@ def _bytes_bar(progress: Optional[bool], total: int, repo: HubRepo):
     return tqdm(total=total, unit="B", unit_scale=True, file=sys.stderr, dynamic_ncols=True,
                 desc=f"download {repo.model_id.repo_id}")
 
-
-def clear_folder(path: str) -> None:
-    if os.path.isdir(path):
-        shutil.rmtree(path, ignore_errors=True)
