@@ -65,6 +65,12 @@ def test_resume_downloads_only_the_shards_with_layers_left(hub, tmp_path):
     assert cli.main(["analyze", SHARDED, "--out", str(out), "--resume", "--quiet"]) == 0
     assert [hub.downloads(n) - b for n, b in zip(SHARD_NAMES, before)] == [0, 0, 1]
     pd.testing.assert_frame_equal(pd.read_csv(out), full)
+    # only the first shard left: the later ones, all done, are not prefetched either
+    before = [hub.downloads(n) for n in SHARD_NAMES]
+    full[full["longname"] != "model.embed_tokens"].to_csv(out, index=False)
+    assert cli.main(["analyze", SHARDED, "--out", str(out), "--resume", "--quiet"]) == 0
+    assert [hub.downloads(n) - b for n, b in zip(SHARD_NAMES, before)] == [1, 0, 0]
+    pd.testing.assert_frame_equal(pd.read_csv(out), full)
 
 
 def test_resume_refuses_a_shard_whose_file_changed(hub, tmp_path):
