@@ -56,12 +56,22 @@ def size_filter_reason(N: int, M: int, rf: int, opts: Options) -> Optional[str]:
     return None
 
 
+def kept(entries: Iterable[LayerEntry], keep: Callable[[LayerEntry], bool]) -> Iterator[LayerEntry]:
+    """The entries `keep` accepts; the others are released (a streaming source downloads nothing for them)."""
+    for entry in entries:
+        if keep(entry):
+            yield entry
+        elif entry.release is not None:
+            entry.release()
+
+
 def selected_entries(model, opts: Options, intra_rng=None) -> Iterator[LayerEntry]:
     """The layers of `model` that opts.layers selects (read as opts' source options say); with intra, the
     pairs of consecutive layers instead."""
     selection = LayerSelection.parse(opts.layers, exact_names=opts.exact_names)
-    entries = (entry for entry in iter_layers(model, opts.start_ids, **opts.source_reading())
-               if (entry.layer_type in ANALYZABLE_TYPES or entry.layer_type == "unknown") and selection.keeps(entry))
+    entries = kept(iter_layers(model, opts.start_ids, **opts.source_reading()),
+                   lambda entry: (entry.layer_type in ANALYZABLE_TYPES or entry.layer_type == "unknown")
+                   and selection.keeps(entry))
     if opts.intra:
         return intra_entries(entries, opts.sparsify, intra_rng if intra_rng is not None else
                              np.random.RandomState(opts.seed))
@@ -80,6 +90,8 @@ def checked_entries(entries: Iterable[LayerEntry], opts: Options) -> Iterator[Tu
             continue
         if not size_filter_reason(N, M, rf, opts):
             yield entry, None
+        elif entry.release is not None:
+            entry.release()  # a streaming source downloads nothing for it
 
 
 def sized_entries(model, opts: Options) -> Iterator[Tuple[LayerEntry, int, int, int]]:
@@ -182,7 +194,9 @@ def analyze(model, **options) -> pd.DataFrame:
     ----------
     model : torch nn.Module, dict of name -> array/tensor, onnx.ModelProto, path to a .safetensors, .gguf,
         PyTorch checkpoint (.pt/.pth/.bin/.ckpt), .onnx or Keras (.keras/.h5) file, or a Hugging Face model
-        folder (model.safetensors, shards with model.safetensors.index.json, or pytorch_model.bin).
+        folder (model.safetensors, shards with model.safetensors.index.json, or pytorch_model.bin), or a
+        Hugging Face model id 'org/name[@revision]' (needs htsr[hub]; streamed shard by shard, see
+        htsr.sources.hub; options filename, keep_downloads, max_disk).
         ONNX rows are named after their initializer, or after their node's path for exporter-made names
         ('onnx::MatMul_14' of node '/fc2/MatMul' -> 'fc2.MatMul'); Gather tables are 'embedding' (the compatible
         facade WeightWatcher uses the reference's initializer names, ids and types instead).

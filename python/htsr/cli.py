@@ -34,6 +34,7 @@ READING_GUIDE = """how to read this:
 EXAMPLES = """examples:
   htsr analyze --demo
   htsr analyze ./my-hf-model --out details.csv
+  htsr analyze org/name@main --out details.csv    # from the Hugging Face Hub, shard by shard (needs htsr[hub])
   htsr analyze model.safetensors --layers attn dense --format json > details.json
   htsr analyze model.safetensors --plots figures/          # per-layer ESD figures + overview figures
   htsr analyze a.safetensors b.safetensors --out all.parquet --ray   # on Ray tasks, one table
@@ -130,6 +131,18 @@ def analyze_kwargs(args) -> dict:
     return kw
 
 
+def hub_kwargs(args) -> dict:
+    """analyze() keywords of --file, --keep and --max-disk (for Hugging Face model ids)."""
+    kw = {}
+    if args.file:
+        kw["filename"] = args.file
+    if args.keep:
+        kw["keep_downloads"] = True
+    if args.max_disk:
+        kw["max_disk"] = args.max_disk
+    return kw
+
+
 def any_failed(details) -> bool:
     return bool(len(details)) and bool((details["status"] == "failed").any())
 
@@ -159,7 +172,7 @@ def cmd_analyze(args) -> int:
         streamed = bool(out) and fmt != "table" and out.lower().endswith("." + fmt)
         if args.resume and not streamed:
             raise UsageError("--resume needs --out FILE.csv, .json or .parquet")
-        run_kw = dict(kw, unsafe_pickle=args.unsafe_pickle, progress=False if args.quiet else None)
+        run_kw = dict(kw, unsafe_pickle=args.unsafe_pickle, progress=False if args.quiet else None, **hub_kwargs(args))
         if streamed:
             run_kw.update(out=out, resume=args.resume)
         plot_dir = args.plots
@@ -205,7 +218,8 @@ def cmd_analyze_ray(args) -> int:
         kw.update(out=args.out, resume=args.resume)
     try:
         details = htsr.analyze_many(paths, engine="ray", address=args.ray or None, gpus_per_task=args.gpus_per_task,
-                                    chunk_layers=args.chunk_layers, unsafe_pickle=args.unsafe_pickle, **kw)
+                                    chunk_layers=args.chunk_layers, unsafe_pickle=args.unsafe_pickle, **kw,
+                                    **hub_kwargs(args))
     except ImportError as e:  # Ray (or pyarrow for .parquet) is not installed
         raise UsageError(str(e)) from None
     if fmt == "table" or args.out:
@@ -386,13 +400,13 @@ def build_parser() -> argparse.ArgumentParser:
                        "  htsr analyze ./my-hf-model --out details.csv\n"
                        "  htsr analyze model.safetensors --layers attn dense --format json\n"
                        "  htsr analyze model.safetensors --plots figures/")
-    a.add_argument("path", nargs="*", help="model file(s) (.safetensors, .gguf, .pt/.pth/.bin, .onnx, .keras/.h5) "
-                   "or Hugging Face folder")
+    a.add_argument("path", nargs="*", help="model file(s) (.safetensors, .gguf, .pt/.pth/.bin, .onnx, .keras/.h5), "
+                   "Hugging Face folder(s), or Hugging Face model id(s) ORG/NAME[@REVISION] (a local path wins)")
     a.add_argument("--demo", action="store_true", help="analyze the small models shipped with htsr")
     a.add_argument("--plots", metavar="DIR", help="write per-layer figures (ww.layer{id}.esd*.png) and "
                    "overview figures to DIR")
     a.add_argument("--resume", action="store_true", help="with --out FILE.csv|.json|.parquet: skip the layers "
-                   "already in that file")
+                   "already in that file (for a model id, shards whose layers are all there are not downloaded)")
     a.add_argument("--quiet", action="store_true", help="no progress bar")
     a.add_argument("--ray", nargs="?", const="", metavar="ADDRESS", help="analyze the models on Ray tasks "
                    "(a local Ray, or the cluster at ADDRESS: auto, HOST:PORT, ray://HOST:PORT; give it after "
@@ -400,6 +414,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--gpus-per-task", type=float, default=0, metavar="G", help="with --ray: GPUs per task")
     a.add_argument("--chunk-layers", type=int, metavar="N", help="with --ray: at most N layers per task "
                    "(split big models; default: chunks of at most 1 GiB of weights)")
+    a.add_argument("--file", metavar="NAME", help="model ids: the repository's file to analyze (a .gguf of a "
+                   "repository holding several quantizations)")
+    a.add_argument("--keep", action="store_true", help="model ids: keep the downloaded shards in the Hugging Face "
+                   "cache (default: each is deleted once analyzed)")
+    a.add_argument("--max-disk", metavar="SIZE", help="model ids: the most disk the downloaded shards may use at "
+                   "once, e.g. 20GB (default: the two largest shards; below that, one shard at a time)")
     a.add_argument("--unsafe-pickle", action="store_true",
                    help="allow PyTorch checkpoints that execute code when loaded (trusted files only)")
     a.set_defaults(run=cmd_analyze)

@@ -62,7 +62,8 @@ def analyze_many(sources, *, engine: str = "serial", address: Optional[str] = No
         `pip install 'htsr[ray]'`). Both run the same chunks and give identical tables.
     address : engine='ray': the cluster to connect to ('auto', 'HOST:PORT' or 'ray://HOST:PORT'); None
         starts a local Ray (or uses the one this process already initialized). Paths must be readable at
-        the same place on every node, and htsr installed there.
+        the same place on every node, and htsr installed there. Hugging Face model ids: each task downloads
+        only the shards holding its layers, to its node's TMPDIR.
     gpus_per_task, cpus_per_task : Ray resources of each task (num_gpus, num_cpus). With gpus_per_task > 0
         the default device becomes 'cuda'.
     chunk_layers, chunk_bytes : a chunk holds at most chunk_layers layers (default: no limit) and at most

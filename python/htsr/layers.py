@@ -44,6 +44,11 @@ class LayerEntry:
     # the compatible facade then does not round float64 to float32
     read_as_stored: bool = False
     storage: str = ""  # how the file stores the weights ('gptq_int4_g128', 'q4_1', ...); '' = as `dtype` says
+    # called when this entry will not be loaded (not selected, done in a resumed run): a source streaming
+    # from the Hub then downloads nothing for it
+    release: Optional[Callable[[], None]] = field(default=None, repr=False)
+    # identifies the weights without reading them (a Hub file's sha256 and the tensor): resume checks it
+    content_id: str = ""
 
 
 @dataclass

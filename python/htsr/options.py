@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, Iterable, Optional
 
 # What an option is about; `run_options()` (what a resume must repeat) holds the 'source' and 'analysis' ones.
 SOURCE, ANALYSIS, OUTPUT = "source", "analysis", "output"
+DOWNLOAD = "download"  # how a Hub model is fetched: never changes a result, so a resume need not repeat it
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,16 @@ def _number_at_least(low: float):
     return check
 
 
+def _size(value):
+    from .sources.hub_stream import parse_size
+
+    try:
+        parse_size(value)
+    except ValueError as e:
+        return str(e).split(", got")[0].replace("max_disk ", "", 1)
+    return None
+
+
 def _seed(value):
     if value is None:
         return None
@@ -88,6 +99,14 @@ OPTIONS: Dict[str, Option] = {
                    "merged W + dW (needs base_model). Rows are told apart by the `component` column."),
     "base_model": Option(None, SOURCE, "the base model of a LoRA adapter (peft='with_base'), or, for an ordinary "
                          "model, the model to subtract: rows then describe W_model - W_base, layers matched by name."),
+    "filename": Option(None, SOURCE, "a Hugging Face model id only: the file of the repository to analyze (a .gguf "
+                       "of a repository holding several quantizations, or one .safetensors file)."),
+    "keep_downloads": Option(False, DOWNLOAD, "a Hugging Face model id only: keep the downloaded weight files in "
+                             "the Hugging Face cache (later runs, also offline, read them there). Default: each "
+                             "shard is deleted once its layers are read."),
+    "max_disk": Option(None, DOWNLOAD, "a Hugging Face model id only: the most bytes of downloaded shards on disk "
+                       "at once (an int or a size such as '20GB'); default: the two largest shards (the next one "
+                       "downloads while the current one is analyzed). Below two shards, one at a time.", check=_size),
     # --- the spectrum
     "precision": Option("float64", ANALYSIS, "'float64' (exact, default) or 'float32' (faster; eigenvalues carry an "
                         "absolute error up to core.float32_error_bound(N, M) * lambda_max, and rows whose smallest "
@@ -223,7 +242,7 @@ class Options:
     def replace(self, **changes) -> "Options":
         return Options(_internal=True, **dict(self.as_dict(), **changes))
 
-    def as_dict(self, groups: Iterable[str] = (SOURCE, ANALYSIS, OUTPUT)) -> Dict[str, Any]:
+    def as_dict(self, groups: Iterable[str] = (SOURCE, ANALYSIS, OUTPUT, DOWNLOAD)) -> Dict[str, Any]:
         return {name: getattr(self, name) for name, spec in OPTIONS.items() if spec.group in groups}
 
     def __repr__(self) -> str:
@@ -306,7 +325,9 @@ class Options:
     def source_reading(self) -> Dict[str, Any]:
         """The keywords of htsr.sources.iter_layers: how the model is read."""
         return dict(unsafe_pickle=self.unsafe_pickle, peft=self.peft, base_model=self.base_model,
-                    reference_layout=self.reference_layout)
+                    reference_layout=self.reference_layout,
+                    hub=dict(filename=self.filename, keep_downloads=self.keep_downloads, max_disk=self.max_disk,
+                             progress=self.progress))
 
     def run_record(self) -> Dict[str, Any]:
         """What a resumed run must repeat (the source and analysis options), JSON-ready."""

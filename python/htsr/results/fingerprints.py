@@ -41,6 +41,14 @@ def tensor_fingerprint(name: str, weights) -> str:
     return h.hexdigest()
 
 
+def entry_fingerprint(entry, weights=None) -> str:
+    """The fingerprint of an entry's weights: from its content_id when the source gives one (a Hub file's
+    sha256: no download needed to check a resumed layer), else from its bytes (loaded unless given)."""
+    if entry.content_id:
+        return hashlib.blake2b(entry.content_id.encode(), digest_size=16).hexdigest()
+    return tensor_fingerprint(entry.longname, entry.load() if weights is None else weights)
+
+
 def read_resumable(path: str) -> pd.DataFrame:
     try:
         return read_table(path)
@@ -85,7 +93,7 @@ def check_fingerprint(path: str, entry, recorded: str, model: Optional[str] = No
         return
     where = (f"model '{model}', " if model is not None else "") + f"layer '{entry.longname}' (id {entry.layer_id})"
     try:
-        current = tensor_fingerprint(entry.longname, entry.load())
+        current = entry_fingerprint(entry)
     except Exception as e:  # noqa: BLE001
         raise ResumeError(f"cannot resume from {path}: {where} was analyzed before but cannot be read now "
                           f"({e})") from None

@@ -24,7 +24,7 @@ from ..journal import RunJournal
 from ..layers import rows_of_entry
 from .files import ARRAY_COLUMNS, MODEL_COLUMNS, RUN_COLUMNS, check_out_path, normalize, write_table
 from .fingerprints import (ModelIdentity, ResumeError, check_fingerprint, check_previous_run, check_same_options,
-                           model_identity, read_resumable, tensor_fingerprint)
+                           model_identity, read_resumable, tensor_fingerprint, entry_fingerprint)
 from .table import make_table, sort_rows
 
 JOURNAL_VERSION = 1
@@ -161,16 +161,21 @@ class RunRecorder:
     def track(self, entries):
         """Skips the entries already in the file (after checking their fingerprints) and fingerprints the
         others as they are loaded for analysis."""
-        for entry in entries:
+        todo = []
+        for entry in entries:  # every skip decided first: a streaming source then fetches only what is left
             if self.is_done(entry):
                 self.check_unchanged(entry)
-                continue
+                if entry.release is not None:
+                    entry.release()
+            else:
+                todo.append(entry)
+        for entry in todo:
             yield dataclasses.replace(entry, load=self._fingerprinting(entry))
 
     def _fingerprinting(self, entry):
         def load():
             weights = entry.load()
-            self.fingerprints[("", entry.layer_id, entry.longname)] = tensor_fingerprint(entry.longname, weights)
+            self.fingerprints[("", entry.layer_id, entry.longname)] = entry_fingerprint(entry, weights)
             return weights
         return load
 

@@ -7,8 +7,9 @@ from typing import Iterator
 from ..errors import SourceError
 from ..layers import LayerEntry
 
-ACCEPTED = ("a torch nn.Module, a dict of name -> array/tensor, an onnx.ModelProto, or the path of a model file "
-            "(.safetensors, .gguf, .pt/.pth/.bin/.ckpt, .onnx, .keras/.h5) or of a Hugging Face model folder")
+ACCEPTED = ("a torch nn.Module, a dict of name -> array/tensor, an onnx.ModelProto, the path of a model file "
+            "(.safetensors, .gguf, .pt/.pth/.bin/.ckpt, .onnx, .keras/.h5) or of a Hugging Face model folder, or a "
+            "Hugging Face model id ('org/name' or 'org/name@revision')")
 
 
 def iter_layers(model, start_ids: int = 0, **options) -> Iterator[LayerEntry]:
@@ -18,16 +19,37 @@ def iter_layers(model, start_ids: int = 0, **options) -> Iterator[LayerEntry]:
     (True or 'with_base' for a LoRA adapter folder, which is detected anyway); base_model (LoRA: the base for
     'with_base'; otherwise rows are W_model - W_base, see sources/peft.py); reference_layout (the compatible
     facade: torch modules, dicts, checkpoint files and ONNX numbered, named and typed as weightwatcher 0.7.7
-    does, recurrent layers skipped as it skips them; otherwise their gates are rows, see sources/recurrent.py)."""
+    does, recurrent layers skipped as it skips them; otherwise their gates are rows, see sources/recurrent.py);
+    hub (a dict: filename, keep_downloads, max_disk, progress) for a Hugging Face model id (sources/hub.py):
+    a path that exists locally always wins over an id, and nothing reaches the network for a local path."""
+    from .hub_ids import parse_model_id
+
+    model_id = parse_model_id(model)
+    if model_id is not None:
+        from .hub import iter_hub
+
+        return iter_hub(model_id, start_ids, options.get("hub"), options)
+    if (options.get("hub") or {}).get("filename"):
+        raise SourceError(f"filename={options['hub']['filename']!r} picks a file of a Hugging Face repository; "
+                          f"{model!r} is not a model id (give the file's path instead)")
     peft, base_model = options.pop("peft", False), options.pop("base_model", None)
+    if parse_model_id(base_model) is not None:
+        base_model_id, base_model = base_model, None
+    else:
+        base_model_id = None
     if isinstance(model, (str, os.PathLike)):
         from .peft import is_adapter_folder, iter_adapter
 
         if is_adapter_folder(os.fspath(model)):
-            return iter_adapter(os.fspath(model), start_ids, peft=peft or True, base_model=base_model, **options)
+            return iter_adapter(os.fspath(model), start_ids, peft=peft or True,
+                                base_model=base_model if base_model_id is None else base_model_id, **options)
     if peft:
         raise SourceError(f"peft={peft!r}: {model!r} is not a PEFT adapter folder (no adapter_config.json)")
     entries = _iter_model(model, start_ids, **options)
+    if base_model_id is not None:  # a base on the Hub: resolved as a model id
+        from .peft import iter_deltas
+
+        return iter_deltas(entries, iter_layers(base_model_id, start_ids, **options))
     if base_model is not None:
         from .peft import iter_deltas
 

@@ -46,7 +46,13 @@ def index_map(path: str) -> Dict[str, str]:
 
 def iter_path(path: str, start_ids: int = 0) -> Iterator[LayerEntry]:
     files = [SafetensorsFile(p) for p in safetensors_paths(path)]  # headers checked before any work
-    weight_map = index_map(path)
+    return entries_of_files(path, files, index_map(path), read_quant_config(path), start_ids)
+
+
+def entries_of_files(path: str, files: List[SafetensorsFile], weight_map: Dict[str, str], quant_config,
+                     start_ids: int = 0) -> Iterator[LayerEntry]:
+    """The layers of a model's safetensors files (on disk, or their headers from the Hub: sources/hub.py);
+    `path` is the folder their paths are relative to, weight_map its shard index ({} without one)."""
     by_name = {os.path.normpath(os.path.relpath(f.path, path)): f for f in files} if weight_map else {}
     # tensors the index lists but its shard does not hold: a failed row each, naming shard and tensor
     absent = {k: f"{os.path.join(path, s)}: tensor '{k}' is listed in {INDEX_NAME} but not stored in this shard"
@@ -55,7 +61,7 @@ def iter_path(path: str, start_ids: int = 0) -> Iterator[LayerEntry]:
     problems = {key: message for f in files for key, message in f.problems.items()}
     unusable = {key for f in files for key in f.unusable_shapes}
     # quantized weights become their dequantized matrices (sources/quantized); companions are consumed
-    quantized = resolve_quantized([item for f in files for item in f.items()], read_quant_config(path), problems,
+    quantized = resolve_quantized([item for f in files for item in f.items()], quant_config, problems,
                                   absent)
     problems.update(quantized.problems)
     unusable |= quantized.unknown_shapes

@@ -47,7 +47,11 @@ class SafetensorsFile:
 
     def __init__(self, path: str):
         self.path = path
-        header, header_len, size = _read_header(path)
+        self._parse(*_read_header(path))
+
+    def _parse(self, header: dict, header_len: int, size: int) -> None:
+        """Checks the header of a file of `size` bytes (remote files: sources/hub_headers.py)."""
+        path = self.path
         metadata = header.pop("__metadata__", None)
         if metadata is not None and not isinstance(metadata, dict):
             raise SourceError(f"{path}: corrupt safetensors header (__metadata__ is {_short(metadata)}, "
@@ -120,6 +124,11 @@ def _read_header(path: str) -> Tuple[dict, int, int]:
             raise SourceError(f"{path}: truncated or not a safetensors file (header of {header_len} bytes "
                               f"in a file of {size})")
         text = f.read(header_len)
+    return decode_header(path, text), header_len, size
+
+
+def decode_header(path: str, text: bytes) -> dict:
+    """The JSON object of a header's bytes; SourceError naming `path` when it is not one."""
     try:
         header = json.loads(text)
     except RecursionError:
@@ -128,7 +137,7 @@ def _read_header(path: str) -> Tuple[dict, int, int]:
         raise SourceError(f"{path}: corrupt safetensors header ({e})") from None
     if not isinstance(header, dict):
         raise SourceError(f"{path}: corrupt safetensors header (not a JSON object)")
-    return header, header_len, size
+    return header
 
 
 def _entry(path: str, key: str, info) -> dict:
