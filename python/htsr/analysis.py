@@ -19,7 +19,9 @@ from .results import (COMPARE_COLUMNS, DESCRIBE_COLUMNS, MOE_COLUMNS, failed_row
                       success_row)
 from .options import Options
 from .selection import LayerSelection
+from .glorot import glorot_scaled
 from .sources import iter_layers
+from .sources.transforms import transform_entries
 
 # Layers are sent to the core in batches: many small layers per call (parallel across layers in C++,
 # no per-layer Python overhead), bounded so that only a few large tensors are resident at a time
@@ -30,7 +32,11 @@ BATCH_LAYERS = 256
 
 def size_filter_reason(N: int, M: int, rf: int, opts: Options) -> Optional[str]:
     """Why the size filters of spec §1 skip a layer, or None to keep it (unpooled: per slice)."""
-    n_evals = M * rf if opts.pool else M
+    if opts.stacked:
+        return None  # its layers were filtered when stacked (sources/transforms.py), the stack never is
+    if opts.conv2d_fft and opts.pool:  # the reference then applies max_N only
+        return "N too large" if opts.max_N and N > opts.max_N else None
+    n_evals = M * (1 if opts.fft else rf) if opts.pool else M  # fft: the reference counts a Conv2D layer's M
     if opts.min_evals and n_evals < opts.min_evals:
         return "too few eigenvalues"
     if opts.max_evals and n_evals > opts.max_evals:
@@ -43,10 +49,9 @@ def size_filter_reason(N: int, M: int, rf: int, opts: Options) -> Optional[str]:
 def selected_entries(model, opts: Options) -> Iterator[LayerEntry]:
     """The layers of `model` that opts.layers selects (read as opts' source options say)."""
     selection = LayerSelection.parse(opts.layers, exact_names=opts.exact_names)
-    for entry in iter_layers(model, opts.start_ids, **opts.source_reading()):
-        if entry.layer_type in ANALYZABLE_TYPES or entry.layer_type == "unknown":
-            if selection.keeps(entry):
-                yield entry
+    entries = (entry for entry in iter_layers(model, opts.start_ids, **opts.source_reading())
+               if (entry.layer_type in ANALYZABLE_TYPES or entry.layer_type == "unknown") and selection.keeps(entry))
+    yield from transform_entries(entries, opts)
 
 
 def sized_entries(model, opts: Options) -> Iterator[Tuple[LayerEntry, int, int, int]]:
@@ -71,10 +76,8 @@ def plan_entries(entries: Iterable[LayerEntry], opts: Options, add_row: Callable
             if size_filter_reason(N, M, rf, opts):
                 continue
             plan = plan_layer(entry, conv2d_norm=opts.conv2d_norm, float32_weights=opts.float32_weights)
-            if opts.pool:
-                yield plan
-            else:
-                yield from split_slices(plan, opts.conv2d_norm)
+            plans = [plan] if opts.pool else split_slices(plan, opts.conv2d_norm)
+            yield from (glorot_scaled(p) for p in plans) if opts.glorot_fix else plans
         except (LayerError, SourceError) as e:  # one unreadable tensor fails its row, not the model
             add_row(failed_row(entry, str(e)), None)
 
