@@ -214,6 +214,8 @@ OPTIONS: Dict[str, Option] = {
 }
 
 PUBLIC = tuple(name for name, spec in OPTIONS.items() if spec.public)
+# The options that change the matrices analyzed (sources/transforms.py, glorot.py).
+LAYER_TRANSFORMS = ("glorot_fix", "fft", "conv2d_fft", "channels", "stacked")
 
 
 class Options:
@@ -276,8 +278,7 @@ class Options:
         tests = [name for name in ("gof", "compare_fits", "farms") if getattr(self, name)]
         if self.fit != "PL" and tests:
             raise ValueError(f"{', '.join(tests)} test(s) the power-law fit; cannot be combined with fit={self.fit!r}")
-        layer_transforms = [name for name in ("glorot_fix", "fft", "conv2d_fft", "channels", "stacked")
-                            if getattr(self, name)]
+        layer_transforms = [name for name in LAYER_TRANSFORMS if getattr(self, name)]
         if self.intra and layer_transforms:
             raise ValueError(f"intra=True cannot be combined with {', '.join(layer_transforms)}")
         if self.conv2d_fft and (not self.pool or self.fft):
@@ -335,6 +336,9 @@ class Options:
         """What a resumed run must repeat (the source and analysis options), JSON-ready."""
         run = self.as_dict((SOURCE, ANALYSIS))
         run["layers"] = repr(run["layers"])
+        for name in LAYER_TRANSFORMS:  # left out at their defaults: files written before these options still resume
+            if run[name] == OPTIONS[name].default:
+                del run[name]
         base = run["base_model"]
         if base is not None and not isinstance(base, str):  # an in-memory model: its type stands for it
             run["base_model"] = os.fspath(base) if isinstance(base, os.PathLike) else type(base).__name__

@@ -1,8 +1,8 @@
 """The facade's layer options against weightwatcher 0.7.7 on small synthetic torch models (issue 17):
-ww2x, conv2d_fft, stacked, base_model and peft against the reference as it is; glorot_fix, fft and channels
-(analyze and distances) against the reference with its slips fixed (tests/parity/reference_fixes.py), because
-as shipped it ignores glorot_fix and raises for fft=True and any channels (pinned below, so that the
-documented deviation stays true). Rows as in test_weightwatcher_parity: same layer_ids and columns,
+ww2x, conv2d_fft, base_model and peft against the reference as it is; glorot_fix, fft, channels (analyze and
+distances) and stacked against the reference with its slips fixed (tests/parity/reference_fixes.py), because
+as shipped it ignores glorot_fix, raises for fft=True and any channels, and cuts the stacked ESD to the first
+layer's eigenvalue count (each pinned below, so that the documented deviation stays true). Rows as in test_weightwatcher_parity: same layer_ids and columns,
 integers exact, every other number within 1e-6 relative."""
 from __future__ import annotations
 
@@ -93,11 +93,23 @@ def test_conv2d_fft_needs_pooling():
 @pytest.mark.parametrize("layers", [[], [1, 2, 6, 7]])
 def test_stacked_matches_reference(layers):
     # zero-padded rows leave zero eigenvalues: sv_min is rounding noise in both (~1e-15 of sv_max)
-    ours, theirs = check(conv_and_dense(), stacked=True, layers=layers, skip=("sv_min",))
+    ours, theirs = check(conv_and_dense(), fixed=True, stacked=True, layers=layers, skip=("sv_min",))
     assert len(ours) == 1
     row = ours.iloc[0]
     assert row["sv_min"] < 1e-12 * row["sv_max"] and theirs.iloc[0]["sv_min"] < 1e-12 * row["sv_max"]
     assert (row["layer_id"], row["name"], row["layer_type"], row["longname"]) == (0, "Stacked Layer", "stacked", "0")
+
+
+def test_reference_cuts_the_stacked_esd():
+    """The documented deviation: the reference keeps only as many of the stacked layer's largest eigenvalues as
+    the first stacked layer has (here the 80x48 Linear: 48 of 80); htsr (and the fixed reference) all of them."""
+    model = conv_and_dense()
+    theirs = reference(model, stacked=True, layers=[6, 7, 8])
+    ours = htsr.WeightWatcher(model).analyze(stacked=True, layers=[6, 7, 8])
+    assert theirs["M"].tolist() == ours["M"].tolist() == ours["num_evals"].tolist() == [80]
+    assert theirs["num_evals"].tolist() == [48]
+    np.testing.assert_allclose(ours["lambda_max"], theirs["lambda_max"], rtol=1e-6)
+    np.testing.assert_allclose(ours["sv_max"], theirs["sv_max"], rtol=1e-6)
 
 
 def test_stacked_refuses_what_it_cannot_stack():
