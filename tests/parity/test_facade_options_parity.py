@@ -83,6 +83,17 @@ def test_conv2d_fft_matches_reference():
     assert 5 in set(ours["layer_id"])  # min_evals is not applied with conv2d_fft (as the reference)
 
 
+def test_conv2d_fft_refuses_kernels_over_its_grid():
+    """A 33x33 kernel does not fit the 32x32 FFT grid (the reference cuts it silently): a failed row."""
+    model = torch.nn.Sequential(torch.nn.Conv2d(40, 48, 33), torch.nn.Conv2d(16, 32, 3))
+    from htsr.analysis import run_analysis
+    from htsr.facade import _reference_options
+
+    details = run_analysis(model, _reference_options(conv2d_fft=True, small_n="ks"))
+    assert details["status"].tolist() == ["failed", "success"]
+    assert "layer '0': conv2d_fft: axes of length (33, 33) exceed the 32x32 FFT grid" in details.loc[0, "message"]
+
+
 def test_conv2d_fft_needs_pooling():
     with pytest.raises(ValueError, match="conv2d_fft needs pool=True"):
         htsr.WeightWatcher(conv_and_dense()).analyze(conv2d_fft=True, pool=False)

@@ -98,6 +98,9 @@ def conv2d_fft(entry: LayerEntry, opts) -> Optional[LayerEntry]:
         return None
     axes = (2, 3) if spatial_last else (0, 1)
     rows = (out, inn) if spatial_last else (kh, kw)
+    if max(entry.shape[a] for a in axes) > FFT_GRID:  # the reference would silently cut the kernel to the grid
+        return dataclasses.replace(entry, error=f"layer '{entry.longname}': conv2d_fft: axes of length "
+                                   f"{tuple(entry.shape[a] for a in axes)} exceed the {FFT_GRID}x{FFT_GRID} FFT grid")
 
     def load(e=entry):
         W = _weights(e, opts.float32_weights)
