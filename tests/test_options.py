@@ -57,3 +57,10 @@ def test_core_keywords_are_accepted_by_the_core():
     # every key to_core() produces is a keyword of core.analyze_layers (a typo would be a TypeError here)
     for opts in (Options(mp_fit=True, alpha_ci=True), Options(fit="TPL", fix_fingers="xmin_peak")):
         htsr.core.analyze_layers([], **opts.to_core())
+
+
+def test_layer_transforms_enter_the_run_record_only_when_set():
+    """Out files written before glorot_fix / fft / conv2d_fft / channels / stacked existed still resume."""
+    assert not {"glorot_fix", "fft", "conv2d_fft", "channels", "stacked"} & set(Options().run_record())
+    record = Options(fft=True, channels="first").run_record()
+    assert record["fft"] is True and record["channels"] == "first"

@@ -26,7 +26,9 @@ from .results.columns import BY_NAME
 from .results.resume import RunRecorder, model_identity
 from .results.table import core_row
 from .selection import LayerSelection
+from .glorot import glorot_scaled
 from .sources import iter_layers
+from .sources.transforms import transform_entries
 
 # Layers are sent to the core in batches: many small layers per call (parallel across layers in C++,
 # no per-layer Python overhead), bounded so that only a few large tensors are resident at a time
@@ -46,7 +48,11 @@ class LayerFailure:
 
 def size_filter_reason(N: int, M: int, rf: int, opts: Options) -> Optional[str]:
     """Why the size filters of spec §1 skip a layer, or None to keep it (unpooled: per slice)."""
-    n_evals = M * rf if opts.pool else M
+    if opts.stacked:
+        return None  # its layers were filtered when stacked (sources/transforms.py), the stack never is
+    if opts.conv2d_fft and opts.pool:  # the reference then applies max_N only
+        return "N too large" if opts.max_N and N > opts.max_N else None
+    n_evals = M * (1 if opts.fft else rf) if opts.pool else M  # fft: the reference counts a Conv2D layer's M
     if opts.min_evals and n_evals < opts.min_evals:
         return "too few eigenvalues"
     if opts.max_evals and n_evals > opts.max_evals:
@@ -69,9 +75,9 @@ def selected_entries(model, opts: Options, intra_rng=None) -> Iterator[LayerEntr
     """The layers of `model` that opts.layers selects (read as opts' source options say); with intra, the
     pairs of consecutive layers instead."""
     selection = LayerSelection.parse(opts.layers, exact_names=opts.exact_names)
-    entries = kept(iter_layers(model, opts.start_ids, **opts.source_reading()),
-                   lambda entry: (entry.layer_type in ANALYZABLE_TYPES or entry.layer_type == "unknown")
-                   and selection.keeps(entry))
+    entries = transform_entries(kept(iter_layers(model, opts.start_ids, **opts.source_reading()),
+                                     lambda entry: (entry.layer_type in ANALYZABLE_TYPES or
+                                                    entry.layer_type == "unknown") and selection.keeps(entry)), opts)
     if opts.intra:
         return intra_entries(entries, opts.sparsify, intra_rng if intra_rng is not None else
                              np.random.RandomState(opts.seed))
@@ -117,7 +123,8 @@ def plan_layers(model, opts: Options, *, entries: Optional[Iterable[LayerEntry]]
         except (LayerError, SourceError) as e:  # one unreadable tensor fails its row, not the model
             yield LayerFailure(entry, str(e))
             continue
-        yield from ([plan] if opts.pool else split_slices(plan, opts.conv2d_norm))
+        plans = [plan] if opts.pool else split_slices(plan, opts.conv2d_norm)
+        yield from (glorot_scaled(p) for p in plans) if opts.glorot_fix else plans
 
 
 def run_plans(plans: Iterable[Union[LayerPlan, LayerFailure]], opts: Options, sink: Optional[Sink] = None, *,

@@ -10,6 +10,7 @@ import pandas as pd
 
 from ._native import core
 from .analysis import run_analysis, run_describe
+from .facade_options import check_pl_package, native_channels, peft_column, pool_of
 from .options import Options
 from .results.columns import ARRAY, BY_NAME, TRAILING, asked_columns
 
@@ -21,9 +22,9 @@ REFERENCE_COLUMNS = ["layer_id", "name", "D", "M", "N", "Q", "alpha", "alpha_wei
                      "xmax", "xmin"]
 REFERENCE_DESCRIBE_COLUMNS = ["layer_id", "name", "M", "N", "Q", "layer_type", "longname", "num_evals", "rf"]
 
-# Options of the reference that htsr does not implement yet: passing a non-default value raises.
-_NOT_YET = {"peft": False, "base_model": None, "glorot_fix": False, "fft": False, "conv2d_fft": False,
-            "stacked": False, "channels": None, "ww2x": False}
+# Options of the reference's describe() that htsr's describe does not implement: a non-default value raises.
+_DESCRIBE_NOT_YET = {"peft": False, "base_model": None, "glorot_fix": False, "fft": False, "conv2d_fft": False,
+                     "stacked": False, "channels": None, "ww2x": False}
 
 
 class WeightWatcher:
@@ -41,8 +42,10 @@ class WeightWatcher:
     htsr.analyze numbers and names layers its own way (ONNX rows named after their node, Gather tables
     'embedding', recurrent layers one row per gate: see htsr.analyze)."""
 
-    def __init__(self, model=None, framework=None, log_level=None):
+    def __init__(self, model=None, framework=None, base_model=None, log_level=None):
+        """base_model: the model to subtract, as analyze(base_model=...)."""
         self.model = model
+        self.base_model = base_model
         self.details: Optional[pd.DataFrame] = None
 
     def _model(self, model):
@@ -56,7 +59,8 @@ class WeightWatcher:
                 conv2d_norm=True, xmax=None, tolerance=0.000001, start_ids=0, svd_method="fast",
                 pl_package="ww", mp_fit=False, randomize=False, detX=False, ERG=False, vectors=False, inverse=False,
                 intra=False, sparsify=True, deltas=False, fit="PL", fix_fingers=False, xmin_max=None,
-                max_fingers=10, finger_thresh=1.0, **unsupported) -> pd.DataFrame:
+                max_fingers=10, finger_thresh=1.0, glorot_fix=False, ww2x=False, conv2d_fft=False, fft=False,
+                channels=None, stacked=False, base_model=None, peft=False, **unsupported) -> pd.DataFrame:
         """As weightwatcher's analyze() with its defaults; returns (and keeps) the details table.
 
         plot=True writes the reference's five figures per layer into `savefig` (default 'ww-img').
@@ -67,9 +71,26 @@ class WeightWatcher:
         htsr.analyze.
         fit='TPL'/'E_TPL' (column Lambda) and fix_fingers='xmin_peak'/'clip_xmax' (clip_xmax: columns
         num_fingers, raw_alpha): the numbers weightwatcher 0.7.7 gives with pl_package='powerlaw' and powerlaw
-        1.x, whatever pl_package says (with powerlaw 2.0 the reference fails every such layer; README)."""
+        1.x, whatever pl_package says (with powerlaw 2.0 the reference fails every such layer; README).
+        pl_package='powerlaw' with fit='PL' and no fix_fingers: NotImplementedError (the reference then fits with
+        the `powerlaw` package, which htsr does not reproduce; see htsr.facade_options.check_pl_package).
+
+        ww2x=True: pool=False (the reference's deprecated spelling; DeprecationWarning). glorot_fix, fft,
+        conv2d_fft, channels: see htsr.analyze; glorot_fix and fft as the reference intends (in 0.7.7 glorot_fix
+        is ignored and fft=True raises AttributeError), channels as it intends ('first'/'last' raise TypeError
+        there), for a Keras model relative to its stored (kh, kw, in, out) layout. stacked=True: one row,
+        layer_id 0, name 'Stacked Layer', layer_type 'stacked', for all selected layers that pass the size
+        filters, each standardized per column by its median and MAD, zero-padded and stacked (a Conv1d layer
+        fails the row). base_model (here or in WeightWatcher(base_model=...); the reference honours only the
+        latter): rows of W_model - W_base, matched by name. peft=True / 'with_base' on a LoRA adapter folder:
+        the rows of htsr.analyze (names, ids, M - r zero eigenvalues and lora_alpha / r scale: README) with the
+        reference's 'peft' column (True for the update and merged rows) instead of 'component'."""
         plot, savefig = unsupported.pop("plot", False), unsupported.pop("savefig", "ww-img")
-        _refuse(unsupported)
+        _refuse(unsupported, {})
+        check_pl_package(pl_package, fit, fix_fingers)
+        pool = pool_of(pool, ww2x)
+        base_model = self.base_model if base_model is None else base_model
+        model = self._model(model)
         if isinstance(xmax, (int, np.integer)) and not isinstance(xmax, bool):
             if xmax == 0:
                 raise ValueError("xmax can not be 0 (as the reference): None, or k to drop the k largest eigenvalues")
@@ -80,12 +101,16 @@ class WeightWatcher:
                                   small_n="ks", plot=plot, savefig=savefig, mp_fit=mp_fit, randomize=randomize,
                                   detX=detX or ERG, vectors=vectors, inverse=inverse, intra=intra, sparsify=sparsify,
                                   deltas=deltas, fit=fit, fix_fingers=fix_fingers or None, xmin_max=xmin_max,
-                                  max_fingers=max_fingers, finger_thresh=finger_thresh)
-        details = run_analysis(self._model(model), opts, rng=rng, intra_rng=np.random)
+                                  max_fingers=max_fingers, finger_thresh=finger_thresh, glorot_fix=glorot_fix,
+                                  fft=fft, conv2d_fft=conv2d_fft, channels=native_channels(model, channels),
+                                  stacked=stacked, base_model=base_model, peft=peft)
+        details = run_analysis(model, opts, rng=rng, intra_rng=np.random)
         if rng is not None:
             _advance_numpy_global_rng(rng)
-        columns = REFERENCE_COLUMNS[:2] + sorted(REFERENCE_COLUMNS[2:] + reported_columns(opts))  # as it sorts them
-        columns += ["slice_id"] if "slice_id" in details.columns else []
+        if peft:
+            details = details.assign(peft=peft_column(details))
+        extra = reported_columns(opts) + [c for c in ("peft", "slice_id") if c in details.columns]
+        columns = REFERENCE_COLUMNS[:2] + sorted(REFERENCE_COLUMNS[2:] + extra)  # the reference sorts its columns
         self.details = details[[c for c in columns if c in details.columns]].copy()
         # The reference derives the warning from alpha alone, so its failed rows (alpha = -1) say 'over-trained'.
         self.details.loc[self.details["status"] == "failed", "warning"] = "over-trained"
@@ -93,8 +118,9 @@ class WeightWatcher:
 
     def describe(self, model=None, layers=[], min_evals=8, max_evals=15000, max_N=50000, pool=True,
                  conv2d_norm=True, start_ids=0, **unsupported) -> pd.DataFrame:
-        """The layers analyze() would analyze, with their shapes (no spectra)."""
-        _refuse(unsupported)
+        """The layers analyze() would analyze, with their shapes (no spectra). The reference's layer transforms
+        (glorot_fix, fft, conv2d_fft, channels, stacked, ww2x, peft, base_model) raise NotImplementedError here."""
+        _refuse(unsupported, _DESCRIBE_NOT_YET)
         table = run_describe(self._model(model), _reference_options(layers=layers, min_evals=min_evals,
                                                                     max_evals=max_evals, max_N=max_N,
                                                                     conv2d_norm=conv2d_norm, start_ids=start_ids))
@@ -120,13 +146,13 @@ class WeightWatcher:
         return layer_weights(self._model(model), layer, _reference_options(max_evals=15000, max_N=50000))
 
     def distances(self, model_1, model_2, method="raw", layers=[], start_ids=0, pool=True, channels=None):
-        """(mean delta_W, mean delta_b, per-layer table): see htsr.distances.distances."""
-        if channels is not None:
-            raise NotImplementedError("WeightWatcher.distances: channels is not supported by htsr")
+        """(mean delta_W, mean delta_b, per-layer table): see htsr.distances.distances. channels: None, 'last' or
+        'first', as analyze's (it changes the Conv2D matrices of 'euclidean' and 'cka', and which layers pass the
+        size filters); weightwatcher 0.7.7 raises TypeError for any channels but None."""
         from .distances import model_distances
 
         opts = _reference_options(layers=layers, start_ids=start_ids, max_evals=15000, max_N=50000,
-                                  float32_weights=False)
+                                  float32_weights=False, channels=native_channels(model_1, channels))
         return model_distances(model_1, model_2, method, opts, pool)
 
     def SVDSmoothing(self, model=None, percent=0.8, pool=True, layers=[], method="detX", fit="PL", plot=False,
@@ -192,9 +218,9 @@ def _advance_numpy_global_rng(rng) -> None:
         np.random.set_state(("MT19937", key, pos, state[3], state[4]))
 
 
-def _refuse(options: Dict) -> None:
+def _refuse(options: Dict, not_yet: Dict) -> None:
     for key, value in options.items():
-        if key not in _NOT_YET:
+        if key not in not_yet:
             raise TypeError(f"WeightWatcher: unknown option '{key}'")
-        if value != _NOT_YET[key]:
+        if value is not not_yet[key] and value != not_yet[key]:
             raise NotImplementedError(f"WeightWatcher: option {key}={value!r} is not supported by htsr yet")

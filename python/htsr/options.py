@@ -91,6 +91,21 @@ OPTIONS: Dict[str, Option] = {
                    "per slice (column slice_id), each scaled by sqrt(rf/2) under conv2d_norm, as the reference's "
                    "unpooled mode."),
     "conv2d_norm": Option(True, ANALYSIS, "scale Conv2D slices by sqrt(1/2) (compatible)."),
+    "glorot_fix": Option(False, ANALYSIS, "scale each matrix by sqrt((N + M) * c / 2) instead of conv2d_norm's "
+                         "sqrt(c / 2) (c = rf for an unpooled Conv2D slice, else 1): undoes a Glorot initialization's "
+                         "1/kappa scale, as weightwatcher 0.7.7 intends (its analyze() ignores the option: README)."),
+    "fft": Option(False, ANALYSIS, "analyze the real part of the 2-D FFT of each matrix (each Conv2D slice, each "
+                  "Conv1d channel, each Linear / Embedding matrix), as weightwatcher 0.7.7 intends (its analyze() "
+                  "raises AttributeError with fft=True: README); the size filters then count a Conv2D layer's "
+                  "eigenvalues as M (rf taken as 1)."),
+    "conv2d_fft": Option(False, ANALYSIS, "Conv2D layers as weightwatcher 0.7.7's conv2d_fft (deprecated there): the "
+                         "real part of the kernel's FFT on a 32x32 grid, one 32x32 matrix per (out, in) channel pair, "
+                         "the min(kh, kw)*N*M largest of their pooled eigenvalues kept (N, M: the channel counts, rf "
+                         "1); min_evals / max_evals are then not applied to any layer (as there). Needs pool=True."),
+    "channels": Option(None, ANALYSIS, "Conv2D slicing: None (default) or 'last' (the kernel's spatial axes are the "
+                       "last two, PyTorch's (out, in, kh, kw): one out x in matrix per kernel position); 'first': the "
+                       "spatial axes are taken as the first two, so each (out, in) channel pair gives one kh x kw "
+                       "matrix (rf = out * in).", choices=(None, "first", "last")),
     "unsafe_pickle": Option(False, SOURCE, "allow PyTorch checkpoints whose unpickling executes code (only for "
                             "trusted files; by default checkpoints load with torch.load(weights_only=True) and such "
                             "files are refused)."),
@@ -216,9 +231,13 @@ OPTIONS: Dict[str, Option] = {
                                "checkpoints and ONNX (the facade).", public=False),
     "float32_weights": Option(False, ANALYSIS, "round float64 weights to float32 first (as the reference).",
                               public=False),
+    "stacked": Option(False, ANALYSIS, "one row for all selected layers stacked into one matrix, as weightwatcher "
+                      "0.7.7's stacked=True (the compatible facade).", public=False),
 }
 
 PUBLIC = tuple(name for name, spec in OPTIONS.items() if spec.public)
+# The options that change the matrices analyzed (sources/transforms.py, glorot.py).
+LAYER_TRANSFORMS = ("glorot_fix", "fft", "conv2d_fft", "channels", "stacked")
 
 
 class Options:
@@ -252,8 +271,9 @@ class Options:
     def _normalize(self) -> None:
         self.alpha_ci = (0.05, 0.95) if self.alpha_ci is True else (tuple(self.alpha_ci) if self.alpha_ci else None)
         self.fix_fingers = self.fix_fingers or None
+        self.channels = self.channels.lower() if isinstance(self.channels, str) else self.channels
         for flag in ("mp_fit", "randomize", "detX", "vectors", "inverse", "intra", "sparsify", "deltas", "gof",
-                     "compare_fits", "farms", "spectral_gap"):
+                     "compare_fits", "farms", "spectral_gap", "glorot_fix", "fft", "conv2d_fft", "stacked"):
             setattr(self, flag, bool(getattr(self, flag)))
 
     def check(self) -> None:
@@ -280,6 +300,13 @@ class Options:
         tests = [name for name in ("gof", "compare_fits", "farms") if getattr(self, name)]
         if self.fit != "PL" and tests:
             raise ValueError(f"{', '.join(tests)} test(s) the power-law fit; cannot be combined with fit={self.fit!r}")
+        layer_transforms = [name for name in LAYER_TRANSFORMS if getattr(self, name)]
+        if self.intra and layer_transforms:
+            raise ValueError(f"intra=True cannot be combined with {', '.join(layer_transforms)}")
+        if self.conv2d_fft and (not self.pool or self.fft):
+            raise ValueError("conv2d_fft needs pool=True (as the reference) and cannot be combined with fft")
+        if self.stacked and not self.pool:
+            raise ValueError("stacked=True needs pool=True (as the reference)")
         if self.farms and (self.intra or self.inverse):
             raise ValueError("farms=True subsamples weight matrices; it cannot be combined with intra or inverse")
 
@@ -333,6 +360,9 @@ class Options:
         """What a resumed run must repeat (the source and analysis options), JSON-ready."""
         run = self.as_dict((SOURCE, ANALYSIS))
         run["layers"] = repr(run["layers"])
+        for name in LAYER_TRANSFORMS:  # left out at their defaults: files written before these options still resume
+            if run[name] == OPTIONS[name].default:
+                del run[name]
         base = run["base_model"]
         if base is not None and not isinstance(base, str):  # an in-memory model: its type stands for it
             run["base_model"] = os.fspath(base) if isinstance(base, os.PathLike) else type(base).__name__
