@@ -60,11 +60,14 @@ def iter_layers(model, start_ids: int = 0, **options) -> Iterator[LayerEntry]:
 def _iter_model(model, start_ids: int = 0, **options) -> Iterator[LayerEntry]:
     reference_layout = options.get("reference_layout", False)
     entries = _iter_source(model, start_ids, **options)
-    if reference_layout:
-        return entries
     from .experts import split_experts
     from .model_config import model_config
     from .recurrent import split_recurrent
+
+    if reference_layout:
+        # The reference reads no files of fused (experts, rows, cols) stacks; read as one matrix such a stack gives a
+        # wrong number, so the facade cuts it per expert as analyze does (ids move only past split rows).
+        return split_experts(entries, model_config(model)) if isinstance(model, (str, os.PathLike)) else entries
 
     entries = split_recurrent(entries)  # stacked recurrent tensors of state dicts and files: one row per gate
     return split_experts(entries, model_config(model))  # one row per expert, routers typed 'router'
