@@ -61,9 +61,9 @@ def main():
     for name, model in load_models().items():
         ours_times = []
         for _ in range(args.rounds):
-            t, ours = timed(lambda: htsr.WeightWatcher(model).analyze(**options))
+            t, ours = timed(lambda model=model: htsr.WeightWatcher(model).analyze(**options))
             ours_times.append(t)
-        t_ref, theirs = timed(lambda: weightwatcher.WeightWatcher(model=model).analyze(**options))
+        t_ref, theirs = timed(lambda model=model: weightwatcher.WeightWatcher(model=model).analyze(**options))
         differ = int(len(ours) != len(theirs)) * len(theirs) or int(
             ((ours["num_spikes"].values != theirs["num_spikes"].values)
              | ~np.isclose(ours["sigma_mp"].values, theirs["sigma_mp"].values, rtol=1e-6)).sum())

@@ -24,7 +24,6 @@ import os
 import platform
 import sys
 import tempfile
-import time
 
 import numpy as np
 

@@ -4,7 +4,8 @@ two runs minutes apart on a shared machine). Also core.eigenvalues alone (the Gr
 bare LAPACK with the bf16 -> float64 copy it needs. Run in two child processes: one thread (OMP/OpenBLAS = 1: the
 work itself), and the machine's default threads (threaded BLAS: what a loaded machine does to it).
 
-    PYTHONPATH=python python benchmarks/bench_moe_per_matrix.py [--reps 2] [--out benchmarks/results/moe_per_matrix.json]
+    PYTHONPATH=python python benchmarks/bench_moe_per_matrix.py [--reps 2] \\
+        [--out benchmarks/results/moe_per_matrix.json]
 """
 from __future__ import annotations
 

@@ -70,7 +70,7 @@ def synthetic_module(blocks: int = 12):
 
     rng = np.random.default_rng(0)
     layers = []
-    for i in range(blocks):
+    for _ in range(blocks):
         for rows, cols in ((768, 768), (3072, 768)):
             lin = torch.nn.Linear(cols, rows, bias=False)
             lin.weight.data = torch.from_numpy((rng.standard_t(3, size=(rows, cols)) * 0.02).astype(np.float32))
@@ -108,8 +108,8 @@ def bench(name, module, rounds, results):
             for tool, make in (("reference", lambda: ww.WeightWatcher(model=module)),
                                ("htsr", lambda: htsr.WeightWatcher(module))):
                 d = tmp / f"{tool}{r}"
-                t_plot, details = timed(lambda: make().analyze(plot=True, savefig=str(d)))
-                t_noplot, _ = timed(lambda: make().analyze())
+                t_plot, details = timed(lambda make=make, d=d: make().analyze(plot=True, savefig=str(d)))
+                t_noplot, _ = timed(lambda make=make: make().analyze())
                 row.setdefault(f"{tool}_plot_s", []).append(t_plot)
                 row.setdefault(f"{tool}_noplot_s", []).append(t_noplot)
                 row[f"{tool}_pngs"] = count_png(d)
@@ -120,12 +120,16 @@ def bench(name, module, rounds, results):
 
         details = htsr.analyze(module, return_esd=True, small_n="ks")
         for workers, key in ((1, "htsr_render_serial_s"), (None, "htsr_render_default_s")):
-            t, _ = timed(lambda: plots.plot_layers(details, str(tmp / key), small_n="ks", workers=workers))
+            t, _ = timed(lambda key=key, workers=workers:
+                         plots.plot_layers(details, str(tmp / key), small_n="ks", workers=workers))
             row[key] = [t]
         row["htsr_default_workers"] = plots.default_workers(len(details))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    med = lambda k: float(np.median(row[k]))
+
+    def med(k):
+        return float(np.median(row[k]))
+
     row["speedup_plot_end_to_end"] = med("reference_plot_s") / med("htsr_plot_s")
     ref_plotting = med("reference_plot_s") - med("reference_noplot_s")
     our_plotting = med("htsr_plot_s") - med("htsr_noplot_s")
@@ -178,11 +182,13 @@ def main():
                         "matplotlib": matplotlib.__version__},
            "results": results}
     Path(args.out).write_text(json.dumps(out, indent=1))
-    print("\n| model | layers | reference plot=True (s) | htsr plot=True (s) | speed-up | plotting only: reference / htsr (s) | speed-up |")
+    print("\n| model | layers | reference plot=True (s) | htsr plot=True (s) | speed-up "
+          "| plotting only: reference / htsr (s) | speed-up |")
     print("|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['model']} | {r['layers']} | {np.median(r['reference_plot_s']):.1f} | {np.median(r['htsr_plot_s']):.2f} "
-              f"| {r['speedup_plot_end_to_end']:.1f}x | {r['reference_plotting_only_s']:.1f} / {r['htsr_plotting_only_s']:.2f} "
+        print(f"| {r['model']} | {r['layers']} | {np.median(r['reference_plot_s']):.1f} "
+              f"| {np.median(r['htsr_plot_s']):.2f} | {r['speedup_plot_end_to_end']:.1f}x "
+              f"| {r['reference_plotting_only_s']:.1f} / {r['htsr_plotting_only_s']:.2f} "
               f"| {r['speedup_plotting_only']:.1f}x |")
 
 

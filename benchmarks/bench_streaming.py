@@ -82,7 +82,7 @@ def write_model(folder, shapes, shard_bytes, seed=0):
         with open(os.path.join(folder, fname), "wb") as f:
             f.write(len(raw).to_bytes(8, "little"))
             f.write(raw)
-            for name, shape in shard:
+            for _, shape in shard:
                 scale = 1.0 if len(shape) == 1 else 1.0 / np.sqrt(shape[-1])
                 f.write(bf16_gaussian(rng, shape, scale).tobytes())
     with open(os.path.join(folder, "model.safetensors.index.json"), "w") as f:

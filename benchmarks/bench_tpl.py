@@ -53,7 +53,8 @@ def main():
         ours = core.fit_power_law(evals, fit="TPL", tpl_rules=rules)
         times.append(time.perf_counter() - start)
     start = time.perf_counter()
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
+            warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = powerlaw.Fit(evals[evals > 1e-5], xmin=None, verbose=False, xmin_distribution="truncated_power_law")
         tpl = fit.truncated_power_law

@@ -190,7 +190,10 @@ def marchenko_pastur_sample(rng, n: int, q: float = 4.0) -> np.ndarray:
     """n draws from the Marchenko-Pastur law of aspect ratio q = N/M >= 1 (unit variance), by rejection."""
     lo, hi = (1 - q ** -0.5) ** 2, (1 + q ** -0.5) ** 2
     grid = np.linspace(lo, hi, 2001)[1:-1]
-    density = lambda x: np.sqrt(np.clip((hi - x) * (x - lo), 0.0, None)) / x
+
+    def density(x):
+        return np.sqrt(np.clip((hi - x) * (x - lo), 0.0, None)) / x
+
     bound = density(grid).max() * 1.05
     out = np.empty(0)
     while out.size < n:

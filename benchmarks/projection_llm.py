@@ -167,7 +167,8 @@ def main(argv=None) -> None:
                   "cores_per_node": args.cores, "disk_gb_s": args.disk_gb_s,
                   "per_core_speed": "as measured on this machine, one thread per matrix",
                   "dequantization": "not in the cost model (FP8/MXFP4 dequantization streams at GB/s per core)",
-                  "extrapolation": "matrices with a short side above 2880 (embeddings, dense MLPs, o_proj) use the fitted M^3 term"},
+                  "extrapolation": "matrices with a short side above 2880 (embeddings, dense MLPs, o_proj) "
+                                   "use the fitted M^3 term"},
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "loadavg_before": load_before,
                           "loadavg_after": os.getloadavg()}}
     os.makedirs(os.path.dirname(args.out), exist_ok=True)

@@ -10,7 +10,8 @@
    the seeds), and how often it rejects (p <= 0.1) when the tail is lognormal or exponential instead, by
    tail size.
 3. farms: alpha and alpha_farms of i.i.d. Gaussian and heavy-tailed (symmetric Pareto, tail index 1.5 and
-   2.5) matrices of aspect ratios 1 to 8; and on MiniLM and SmolLM2 how the layer ranking by alpha changes with alpha_farms.
+   2.5) matrices of aspect ratios 1 to 8; and on MiniLM and SmolLM2 how the layer ranking by alpha changes with
+   alpha_farms.
 
     PYTHONPATH=python python scripts/fit_quality_study.py [--quick] [--out benchmarks/results] [--skip-models]
 
@@ -76,7 +77,8 @@ def synthetic_esd(seed, n_tail: int, kind: str = "power_law", alpha: float = TRU
     """An ascending ESD: a Marchenko-Pastur body (BODY_RATIO x n_tail values, below 1) and a tail of n_tail
     values above 1 drawn from `kind`."""
     rng = np.random.default_rng(seed)
-    return np.sort(np.concatenate([marchenko_pastur_body(rng, BODY_RATIO * n_tail), tail_sample(rng, n_tail, kind, alpha)]))
+    return np.sort(np.concatenate([marchenko_pastur_body(rng, BODY_RATIO * n_tail),
+                                   tail_sample(rng, n_tail, kind, alpha)]))
 
 
 def symmetric_pareto(rng, shape, mu: float = 1.5) -> np.ndarray:
@@ -125,7 +127,8 @@ def gof_null_and_power(core, p) -> dict:
     for kind in ("lognormal", "exponential", "power_law"):
         for n_tail in p["power_sizes"]:
             start = time.perf_counter()
-            pv = [core.goodness_of_fit(synthetic_esd([3, n_tail, s], n_tail, kind), p["power_resamples"], s)["pl_pvalue"]
+            pv = [core.goodness_of_fit(synthetic_esd([3, n_tail, s], n_tail, kind),
+                                       p["power_resamples"], s)["pl_pvalue"]
                   for s in range(p["power_seeds"])]
             power.append({"tail": kind, "tail_size": n_tail, "seeds": p["power_seeds"],
                           "reject_rate": float(np.mean(np.array(pv) <= 0.1)), "mean_p": float(np.mean(pv)),
@@ -202,7 +205,8 @@ def markdown(result: dict) -> str:
     lines += ["", "### Goodness of fit (pl_pvalue)", "",
               (f"Power-law tails of 200 values, {g['null']['seeds']} seeds, B = {g['null']['resamples']}: "
                f"KS test of uniformity of the p-values: D = {g['null']['ks_statistic']:.3f}, "
-               f"p = {g['null']['ks_pvalue']:.2f}; rejected at p <= 0.1 in {g['null']['reject_rate']:.0%} of seeds."), "",
+               f"p = {g['null']['ks_pvalue']:.2f}; "
+               f"rejected at p <= 0.1 in {g['null']['reject_rate']:.0%} of seeds."), "",
               "| tail drawn from | tail size | rejected (p <= 0.1) | mean p |", "|---|---:|---:|---:|"]
     for r in g["power"]:
         lines.append(f"| {r['tail']} | {r['tail_size']} | {r['reject_rate']:.0%} | {r['mean_p']:.2f} |")
@@ -214,8 +218,8 @@ def markdown(result: dict) -> str:
         lines.append(f"| {r['matrix']} | {r['Q']} | {r['alpha_mean']:.2f} ({r['alpha_sd']:.2f}) | "
                      f"{r['alpha_farms_mean']:.2f} ({r['alpha_farms_sd']:.2f}) |")
     if result.get("rankings"):
-        lines += ["", "### Layer rankings: alpha vs alpha_farms", "", "| model | layers | Spearman | top-decile overlap |",
-                  "|---|---:|---:|---:|"]
+        lines += ["", "### Layer rankings: alpha vs alpha_farms", "",
+                  "| model | layers | Spearman | top-decile overlap |", "|---|---:|---:|---:|"]
         for label, r in result["rankings"].items():
             lines.append(f"| {label} | {r['layers']} | {r['spearman_alpha_vs_alpha_farms']:.2f} | "
                          f"{r['top_decile_overlap']:.0%} of {r['decile']} |")

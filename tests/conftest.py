@@ -70,4 +70,4 @@ def keep_thread_counts(request, blas_pools):
     for lib in blas_pools:
         lib.set_num_threads(before[lib.filepath])
     changed = {k: (before.get(k), v) for k, v in after.items() if before.get(k) != v}
-    warnings.warn(f"{request.node.nodeid} changed thread counts {changed}; put back")
+    warnings.warn(f"{request.node.nodeid} changed thread counts {changed}; put back", stacklevel=2)

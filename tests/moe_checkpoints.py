@@ -53,7 +53,8 @@ class Tensors:
         return self.values[name]
 
     def vector(self, name: str, shape, fill: Optional[float] = None) -> None:
-        value = np.full(shape, fill, np.float32) if fill is not None else self.rng.standard_normal(shape).astype(np.float32)
+        value = (np.full(shape, fill, np.float32) if fill is not None
+                 else self.rng.standard_normal(shape).astype(np.float32))
         self.stored[name] = ("F32", value)
 
 

@@ -350,7 +350,7 @@ def _torch_net(weights):
 
 @pytest.fixture(scope="module")
 def torch_sources(tmp_path_factory):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     weights32 = make_model(np.float32, seed=1)
     net = _torch_net(weights32)
     state = {k: v.detach().clone() for k, v in net.state_dict().items()}

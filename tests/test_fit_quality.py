@@ -85,8 +85,8 @@ def test_fit_quality_follows_its_rule(table):
 
 @pytest.mark.parametrize("lo, hi, text", [(1.5, 1.9, "over-trained"), (1.8, 2.3, "possibly over-trained"),
                                           (2.5, 4.0, ""), (5.5, 6.5, "possibly under-trained"),
-                                          (6.2, 7.0, "under-trained"), (1.5, 7.0, "possibly over-trained or under-trained"),
-                                          (-1.0, -1.0, "")])
+                                          (6.2, 7.0, "under-trained"),
+                                          (1.5, 7.0, "possibly over-trained or under-trained"), (-1.0, -1.0, "")])
 def test_warning_ci(lo, hi, text):
     assert core.interval_warning(lo, hi) == text
 

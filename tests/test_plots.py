@@ -108,7 +108,10 @@ def masks(area, shape=(150, 200)):
     r, g, b = area[..., 0], area[..., 1], area[..., 2]
     blue = (r < 90) & (g > 90) & (g < 150) & (b > 150)  # tab:blue histogram bars
     red = (r > 200) & (g < 80) & (b < 80)
-    resize = lambda m: np.asarray(Image.fromarray(m.astype(np.uint8) * 255).resize(shape[::-1], Image.BILINEAR)) > 127
+
+    def resize(m):
+        return np.asarray(Image.fromarray(m.astype(np.uint8) * 255).resize(shape[::-1], Image.BILINEAR)) > 127
+
     return resize(blue), red
 
 
@@ -263,7 +266,6 @@ def test_mp_fit_and_randomize_figures(mp_model, tmp_path, mp_fit, randomize):
 
 
 def test_mp_and_random_figures_mark_the_fitted_values(mp_model):
-    from htsr._native import core
     from htsr.plots.mp import MPPlotData
 
     details = htsr.analyze(mp_model, return_esd=True, mp_fit=True, randomize=True, seed=3)

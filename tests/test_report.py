@@ -1,7 +1,6 @@
 """The HTML report: self-contained, escaped, warnings first; and in a real headless browser (chromium)."""
 import base64
 import html
-import os
 import re
 import shutil
 import subprocess
@@ -12,7 +11,6 @@ import pytest
 pytest.importorskip("matplotlib")
 from PIL import Image  # noqa: E402
 
-import htsr  # noqa: E402
 from htsr.report import write_report  # noqa: E402
 
 XSS = "<script>alert(1)</script>"
@@ -95,7 +93,8 @@ CLICK = """<script>
   var ths = t.tHead.rows[0].cells, col = -1;
   for (var i = 0; i < ths.length; i++) if (ths[i].textContent === "alpha") col = i;
   function values() {
-    return Array.prototype.map.call(t.tBodies[0].rows, function (r) { return r.cells[col].getAttribute("data-value"); }).join(",");
+    return Array.prototype.map.call(t.tBodies[0].rows, function (r) { return r.cells[col].getAttribute("data-value"); })
+      .join(",");
   }
   document.body.setAttribute("data-before", values());
   ths[col].click();
@@ -130,7 +129,10 @@ def test_in_headless_chromium(report, tmp_path):
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
     dom = result.stdout
     assert "<body" in dom, result.stderr[-2000:]
-    attr = lambda name: re.search(fr'{name}="([^"]*)"', dom).group(1)
+
+    def attr(name):
+        return re.search(fr'{name}="([^"]*)"', dom).group(1)
+
     # the page rendered: the table is there and every embedded image decoded
     assert 'id="details-table"' in dom
     ok, total = attr("data-images").split("/")
@@ -141,7 +143,10 @@ def test_in_headless_chromium(report, tmp_path):
     assert attr("data-xss-cells") == "1"
     assert attr("data-scripts") == "3"  # the page's own + the two probes
     # clicking the alpha header sorts the rows ascending, clicking again descending
-    parse = lambda s: [float(v) for v in s.split(",")]
+
+    def parse(s):
+        return [float(v) for v in s.split(",")]
+
     before, asc, desc = parse(attr("data-before")), parse(attr("data-asc")), parse(attr("data-desc"))
     expected = sorted(details["alpha"].astype(float))
     assert before != expected  # warnings first: not already sorted

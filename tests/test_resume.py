@@ -58,8 +58,8 @@ def test_out_file_holds_the_table(tmp_path, fmt, small_batches):
     from htsr.resume import read_table
     written = read_table(str(out))
     assert {"fingerprint", "run_options", "model_source", "model_fingerprint"} <= set(written.columns)
-    assert_tables_equal(written.drop(columns=["fingerprint", "run_options", "model_source", "model_fingerprint"]), plain,
-                        rtol=1e-14 if fmt == "json" else 0.0)
+    assert_tables_equal(written.drop(columns=["fingerprint", "run_options", "model_source", "model_fingerprint"]),
+                        plain, rtol=1e-14 if fmt == "json" else 0.0)
     assert (written["fingerprint"].str.len() == 32).all()  # the NaN layer was read, so it has one too
     assert len(set(written["run_options"])) == 1
 

@@ -18,5 +18,5 @@ from . import lr, monitor  # noqa: E402  (training: alpha monitor and per-layer 
 
 __version__ = "0.1.0"
 __all__ = ["analyze", "analyze_many", "describe", "summary", "WeightWatcher", "get_ESD", "get_Weights", "distances",
-           "svd_smoothing", "svd_sharpness", "HTSRError", "SourceError", "LayerError", "FigureWarning", "core", "monitor",
-           "lr"]
+           "svd_smoothing", "svd_sharpness", "HTSRError", "SourceError", "LayerError", "FigureWarning", "core",
+           "monitor", "lr"]

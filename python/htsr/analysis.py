@@ -231,8 +231,8 @@ def analyze(model, **options) -> pd.DataFrame:
     the weights: 'bf16', 'fp32', ... for float tensors, the scheme of a quantized one such as
     'fp8_e4m3_block128', 'mxfp4', 'gptq_int4_g128', 'awq_int4_g128', 'bnb_nf4_b64', 'mlx_int4_g64',
     'ct_int4_group128', or the GGUF type such as 'q4_k'; quantized weights are analyzed dequantized, see
-    htsr.sources.quantized), precision, device, rank_trusted, svd_fallback, message (why a failed row failed); block, expert,
-    role for a mixture of experts.
+    htsr.sources.quantized), precision, device, rank_trusted, svd_fallback, message (why a failed row failed); block,
+    expert, role for a mixture of experts.
     """
     return run_analysis(model, Options(**options))
 
@@ -289,7 +289,8 @@ def describe(model, **options) -> pd.DataFrame:
     `analyze`. Returns columns layer_id, name, longname, layer_type, N, M, Q, rf, num_evals, dtype, storage."""
     refused = [name for name in options if name not in DESCRIBE_OPTIONS]
     if refused:
-        raise TypeError(f"describe takes no option {', '.join(map(repr, refused))}; it takes {', '.join(DESCRIBE_OPTIONS)}")
+        raise TypeError(f"describe takes no option {', '.join(map(repr, refused))}; "
+                        f"it takes {', '.join(DESCRIBE_OPTIONS)}")
     return run_describe(model, Options(**options))
 
 

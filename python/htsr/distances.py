@@ -48,7 +48,8 @@ def distances(model_1, model_2, method: str = "raw", layers=None, start_ids: int
     return model_distances(model_1, model_2, method, opts, pool)
 
 
-def model_distances(model_1, model_2, method: str, opts: Options, pool: bool = True) -> Tuple[float, float, pd.DataFrame]:
+def model_distances(model_1, model_2, method: str, opts: Options,
+                    pool: bool = True) -> Tuple[float, float, pd.DataFrame]:
     """`distances` with its options built (the facade reads models in the reference's layout)."""
     method = "raw" if method is None else str(method).lower()
     if method not in METHODS:

@@ -249,7 +249,8 @@ def _already_done(recorder: RunRecorder, label: str, group: List[LayerEntry]) ->
 def _serial_results(chunks: List[Chunk], labeled, options: Dict, spool_dir: str) -> Iterator:
     for chunk in chunks:
         try:
-            table = run_chunk(labeled[chunk.source_index][1], chunk.ids, options, _spool_path(spool_dir, chunk, options))
+            table = run_chunk(labeled[chunk.source_index][1], chunk.ids, options,
+                              _spool_path(spool_dir, chunk, options))
         except Exception as e:  # noqa: BLE001 - one chunk's fault must not lose the others
             yield chunk, None, f"{type(e).__name__}: {e}"
         else:

@@ -127,8 +127,8 @@ class WeightWatcher:
         return table[REFERENCE_DESCRIBE_COLUMNS]
 
     def get_ESD(self, model=None, layer=None, random=False, params=None) -> np.ndarray:
-        """The ESD of one layer (id, or name/longname), as the reference: Conv2D slices unscaled; random=True: of the layer with
-        its elements permuted (numpy's global RandomState, as randomize). Unknown layer: ValueError (the
+        """The ESD of one layer (id, or name/longname), as the reference: Conv2D slices unscaled; random=True: of the
+        layer with its elements permuted (numpy's global RandomState, as randomize). Unknown layer: ValueError (the
         reference logs an error and returns [])."""
         rng = _numpy_global_rng() if random else None
         from .layer_access import layer_esd

@@ -1,8 +1,8 @@
 """intra=True: intra-layer correlations, as weightwatcher 0.7.7 defines them. For consecutive selected layers
 W0, W1 whose matrices share a dimension, X = W0 · S · W1 / (‖W0‖F‖W1‖F + √‖S‖F) with S a random 0/1 matrix
 (sparsify=True, mimicking a ReLU between them) or X = W0 · W1 / (‖W0‖F‖W1‖F). The row analyzes the largest singular
-values of X (as many as the second layer's short side; not their squares); it carries the second layer's id and longname, name "id0 X id1 " and Xflag.
-Pairs that share no dimension are skipped, as in the reference."""
+values of X (as many as the second layer's short side; not their squares); it carries the second layer's id and
+longname, name "id0 X id1 " and Xflag. Pairs that share no dimension are skipped, as in the reference."""
 from __future__ import annotations
 
 from typing import Iterable, Iterator, Optional

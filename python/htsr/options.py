@@ -206,9 +206,10 @@ OPTIONS: Dict[str, Option] = {
     "return_esd": Option(False, OUTPUT, "also return each layer's eigenvalues in an 'esd' column (and, with "
                          "randomize, the randomized ones in 'rand_esd')."),
     "plot": Option(False, OUTPUT, "write the reference's five figures per analyzed layer as "
-                   "`{savefig}/ww.layer{id}.{esd,esd2,esd3,esd4,esd5}.png` (needs matplotlib: htsr[plot]). A figure that "
-                   "cannot be drawn is left out (with any older file of it) and reported as an htsr.FigureWarning "
-                   "naming the layer, the figure and why; the other figures and the table are unaffected."),
+                   "`{savefig}/ww.layer{id}.{esd,esd2,esd3,esd4,esd5}.png` (needs matplotlib: htsr[plot]). "
+                   "A figure that cannot be drawn is left out (with any older file of it) and reported as an "
+                   "htsr.FigureWarning naming the layer, the figure and why; the other figures and the table are "
+                   "unaffected."),
     "savefig": Option("ww-img", OUTPUT, "the folder for the figures (default 'ww-img', as the reference; True means "
                       "'ww-img')."),
     "deltas": Option(False, OUTPUT, "with plot=True, also the figures of the eigenvalue spacings "
@@ -292,9 +293,11 @@ class Options:
         if self.inverse and (self.vectors or self.randomize):
             raise ValueError("inverse=True cannot be combined with vectors or randomize")
         if self.fix_fingers and self.xmax:
-            raise ValueError(f"fix_fingers={self.fix_fingers!r} cannot be combined with xmax={self.xmax} (as the reference)")
+            raise ValueError(f"fix_fingers={self.fix_fingers!r} cannot be combined with xmax={self.xmax} "
+                             "(as the reference)")
         if self.fix_fingers == "clip_xmax" and self.fit != "PL":
-            raise ValueError(f"fix_fingers='clip_xmax' refits power laws only; it cannot be combined with fit={self.fit!r}")
+            raise ValueError("fix_fingers='clip_xmax' refits power laws only; "
+                             f"it cannot be combined with fit={self.fit!r}")
         if self.fit != "PL" and self.alpha_ci:
             raise ValueError("alpha_ci bootstraps the power-law fit; it cannot be combined with fit='TPL'/'E_TPL'")
         tests = [name for name in ("gof", "compare_fits", "farms") if getattr(self, name)]

@@ -60,7 +60,8 @@ def test_fit_at_one_xmin_matches_the_package(seed, scale):
 
 
 def reference_tpl(values):
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
+            warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = powerlaw.Fit(values, xmin=None, xmax=None, verbose=False, xmin_distribution="truncated_power_law")
         tpl = fit.truncated_power_law

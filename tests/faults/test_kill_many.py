@@ -53,4 +53,5 @@ def test_killed_driver_loses_only_the_chunk_in_flight(tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(resumed, fresh)
     written, expected = pd.read_parquet(out), pd.read_parquet(fresh_out)
     pd.testing.assert_frame_equal(written, expected)
-    assert np.array_equal(written["fingerprint"], expected["fingerprint"]) and written["fingerprint"].str.len().eq(32).all()
+    assert np.array_equal(written["fingerprint"], expected["fingerprint"])
+    assert written["fingerprint"].str.len().eq(32).all()

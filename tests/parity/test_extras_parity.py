@@ -181,8 +181,9 @@ def test_get_esd_and_weights_parity():
         for a, b in zip(ref_w, our_w):
             assert a.shape == b.shape
             np.testing.assert_array_equal(a, b)
+    # htsr.analyze reads float32 weights as they are
     _close(ours.get_ESD(layer=1), htsr.get_ESD(m, 1), 1e-6)
-    _close(ours.get_ESD(layer=4) / 2, htsr.get_ESD(m, 4), 1e-6)  # htsr.get_ESD scales Conv2D as analyze does  # htsr.analyze reads float32 weights as they are
+    _close(ours.get_ESD(layer=4) / 2, htsr.get_ESD(m, 4), 1e-6)  # htsr.get_ESD scales Conv2D as analyze does
     np.random.seed(3)
     rand = ours.get_ESD(layer=1, random=True)
     assert rand.shape == (200,)  # 5 permuted copies pooled below 100 eigenvalues, as randomize

@@ -2,8 +2,8 @@
 ww2x, conv2d_fft, base_model and peft against the reference as it is; glorot_fix, fft, channels (analyze and
 distances) and stacked against the reference with its slips fixed (tests/parity/reference_fixes.py), because
 as shipped it ignores glorot_fix, raises for fft=True and any channels, and cuts the stacked ESD to the first
-layer's eigenvalue count (each pinned below, so that the documented deviation stays true). Rows as in test_weightwatcher_parity: same layer_ids and columns,
-integers exact, every other number within 1e-6 relative."""
+layer's eigenvalue count (each pinned below, so that the documented deviation stays true). Rows as in
+test_weightwatcher_parity: same layer_ids and columns, integers exact, every other number within 1e-6 relative."""
 from __future__ import annotations
 
 import json

@@ -21,7 +21,8 @@ ESDs with < 20 fitted values: the facade reproduces weightwatcher's actual choic
 row-by-row parity here goes through the facade (MiniLM's folder rows all have 384 values: no small-N path).
 
 The last section holds the edge cases this suite found: fixed ones now match the reference, deliberate
-deviations (all-zero and all-equal spectra) are tested as such. The worst relative difference per column is printed at the end of the module (run with -s).
+deviations (all-zero and all-equal spectra) are tested as such. The worst relative difference per column is
+printed at the end of the module (run with -s).
 Skipped when CUDA is available: weightwatcher then analyzes float16-rounded weights.
 """
 from __future__ import annotations

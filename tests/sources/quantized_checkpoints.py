@@ -35,7 +35,7 @@ def save_folder(folder: Path, tensors: Dict[str, torch.Tensor], config: dict, sh
     names = sorted(tensors)
     files = [f"model-{i + 1:05d}-of-{shards:05d}.safetensors" for i in range(shards)]
     weight_map = {name: files[i % shards] for i, name in enumerate(names)}
-    for i, file in enumerate(files):
+    for _, file in enumerate(files):
         save_file({n: tensors[n] for n in names if weight_map[n] == file}, str(folder / file))
     (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
     return folder

@@ -188,7 +188,8 @@ def test_unreadable_stack_is_one_failed_row_and_the_rest_is_analyzed(tmp_path):
     write_folder(str(tmp_path), t, {"model_type": "gpt_oss", "intermediate_size": 32})
     header_shape = json.dumps([8, 32, 64])
     raw = (tmp_path / "model.safetensors").read_bytes()
-    (tmp_path / "model.safetensors").write_bytes(raw.replace(header_shape.encode(), json.dumps([8, 64, 64]).encode(), 1))
+    (tmp_path / "model.safetensors").write_bytes(
+        raw.replace(header_shape.encode(), json.dumps([8, 64, 64]).encode(), 1))
     d = htsr.analyze(tmp_path)
     failed = d[d["status"] == "failed"]
     assert list(failed["longname"]) == ["model.layers.0.mlp.experts.down_proj"]
@@ -337,11 +338,13 @@ def test_transformers_mixtral_module_experts_and_router():
     x = torch.randn(4, 32, dtype=torch.float64)
     rows = {e.longname: e for e in iter_layers(model)}
     for e in (0, 5):
-        gate, up = (torch.from_numpy(_matrix(rows[f"model.layers.0.mlp.experts.{e}.{p}"])) for p in ("gate_proj", "up_proj"))
+        gate, up = (torch.from_numpy(_matrix(rows[f"model.layers.0.mlp.experts.{e}.{p}"]))
+                    for p in ("gate_proj", "up_proj"))
         g_ref, u_ref = torch.nn.functional.linear(x, moe.experts.gate_up_proj[e]).chunk(2, dim=-1)  # as the module
         torch.testing.assert_close(x @ gate.T, g_ref, rtol=1e-12, atol=0)
         torch.testing.assert_close(x @ up.T, u_ref, rtol=1e-12, atol=0)
-    matrices = {f"model.layers.0.mlp.experts.{e}.down_proj": moe.experts.down_proj[e].detach().numpy() for e in range(8)}
+    matrices = {f"model.layers.0.mlp.experts.{e}.down_proj": moe.experts.down_proj[e].detach().numpy()
+                for e in range(8)}
     matrices["model.layers.0.mlp.gate"] = moe.gate.weight.detach().numpy()
     assert_rows_equal_direct(d, matrices)
 

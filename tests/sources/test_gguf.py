@@ -131,7 +131,7 @@ def test_same_rows_as_safetensors_of_the_dequantized_weights(gguf_path, tensors,
     torch = pytest.importorskip("torch")
     # float32 as the gguf package dequantizes (F16 stays float16: the core reads it as stored)
     state = {}
-    for name, (arr, qtype, deq) in tensors.items():
+    for name, (arr, qtype, _) in tensors.items():
         value = arr if qtype is None else quants.dequantize(arr, qtype).astype(np.float32)
         state[HF_NAMES[name]] = torch.from_numpy(np.ascontiguousarray(value))
     st_torch.save_file(state, str(tmp_path / "same.safetensors"))

@@ -261,7 +261,8 @@ def test_stacked_fp8_experts_give_one_row_per_expert(tmp_path):
     name = "model.layers.0.mlp.experts.down_proj"
     tensors = {f"{name}.weight": torch.stack(codes), f"{name}.weight_scale_inv": torch.stack(scales),
                "lm_head.weight": torch.randn(300, 256, generator=g).to(torch.bfloat16)}
-    config = {"model_type": "qwen3_moe", "quantization_config": {"quant_method": "fp8", "weight_block_size": [128, 128]}}
+    config = {"model_type": "qwen3_moe",
+              "quantization_config": {"quant_method": "fp8", "weight_block_size": [128, 128]}}
     folder = qc.save_folder(tmp_path / "m", tensors, config)
     d = htsr.analyze(folder)
     dequantizer = FP8BlockDequantizer(dtype=torch.float32)

@@ -138,7 +138,8 @@ class AlphaMonitor:
         out = {
             f"{prefix}alpha_mean": float(alpha.mean()) if len(alpha) else float("nan"),
             f"{prefix}alpha_min": float(alpha.min()) if len(alpha) else float("nan"),
-            f"{prefix}alpha_weighted_mean": float(ok["alpha_weighted"].astype(float).mean()) if len(ok) else float("nan"),
+            f"{prefix}alpha_weighted_mean": (float(ok["alpha_weighted"].astype(float).mean()) if len(ok)
+                                             else float("nan")),
             f"{prefix}layers_below_threshold": float((ok[self.stop_metric].astype(float) < threshold).sum()),
         }
         if per_layer:

@@ -16,7 +16,8 @@ from .overview import VERDICT_MARKERS, WARNING_COLORS, comparison_figures, overv
 from .render import DEFAULT_SAVEDIR, default_workers, plot_layers, render_layers
 
 __all__ = ["alpha_by_depth", "expert_heatmap", "expert_outliers", "kind_depth_grid", "kind_heatmap", "matrix_kind",
-           "view_figures", "BINS", "DEFAULT_SAVEDIR", "DPI", "FIGSIZE", "FIGURE_FORMATS", "LAYER_KINDS", "VERDICT_MARKERS",
-           "WARNING_COLORS", "LayerFigures", "LayerPlotData", "comparison_figures", "default_workers",
-           "figure_bytes", "figure_png", "fill_density_stairs", "layer_figure_path", "layer_plot_data",
-           "layer_title", "overview_figures", "plot_id_of", "plot_layers", "render_layers", "save", "set_vline"]
+           "view_figures", "BINS", "DEFAULT_SAVEDIR", "DPI", "FIGSIZE", "FIGURE_FORMATS", "LAYER_KINDS",
+           "VERDICT_MARKERS", "WARNING_COLORS", "LayerFigures", "LayerPlotData", "comparison_figures",
+           "default_workers", "figure_bytes", "figure_png", "fill_density_stairs", "layer_figure_path",
+           "layer_plot_data", "layer_title", "overview_figures", "plot_id_of", "plot_layers", "render_layers",
+           "save", "set_vline"]

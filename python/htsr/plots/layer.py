@@ -218,7 +218,8 @@ def _log_binned_pdf(data: np.ndarray):
 
 def fitted_density(d: LayerPlotData, xs: np.ndarray) -> np.ndarray:
     """The row's fitted tail density at xs >= xmin: the power law, or the truncated power law when the row's fit
-    is one (Lambda^(1-alpha) x^-alpha e^(-Lambda x) / Gamma(1-alpha, Lambda xmin), as the powerlaw package normalizes it)."""
+    is one (Lambda^(1-alpha) x^-alpha e^(-Lambda x) / Gamma(1-alpha, Lambda xmin), as the powerlaw package
+    normalizes it)."""
     if d.truncated:
         from .._native import core
 

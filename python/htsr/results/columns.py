@@ -144,7 +144,8 @@ CORE_FIELDS = {"error": "the layer's failure (a failed row)", "evals": "-> esd",
 
 def names(section: Optional[str] = None, dtype: Optional[str] = None) -> List[str]:
     """Registered column names, in table order, of one section and/or dtype."""
-    return [c.name for c in REGISTRY if (section is None or c.section == section) and (dtype is None or c.dtype == dtype)]
+    return [c.name for c in REGISTRY
+            if (section is None or c.section == section) and (dtype is None or c.dtype == dtype)]
 
 
 def asked_columns(opts, section: str = OPTIONAL) -> List[str]:

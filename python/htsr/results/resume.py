@@ -202,8 +202,8 @@ class RunRecorder:
 
     def close(self, interrupted: bool = False) -> pd.DataFrame:
         """Folds the previous rows and this run's into the out file (interrupted: only layers whose rows are all
-        in), removes the journal and returns the table (of the run columns, only `fingerprint`). A Ctrl-C meanwhile is held
-        until the out file is whole (then it raises KeyboardInterrupt; `saved` is set either way)."""
+        in), removes the journal and returns the table (of the run columns, only `fingerprint`). A Ctrl-C meanwhile
+        is held until the out file is whole (then it raises KeyboardInterrupt; `saved` is set either way)."""
         with sigint_deferred():
             rows = self.rows
             if interrupted:

@@ -281,7 +281,8 @@ class GGUFFile:
     def items(self) -> Iterator[Tuple[str, Tuple[int, ...], str, object]]:
         """(Hugging Face-style key, shape, dtype_name, loader) for every tensor, in file order."""
         for name, shape, code, offset in self.tensors:
-            yield hf_name(name, self.architecture), shape, self.dtype_name(code), TensorLoader(self, name, shape, code, offset)
+            yield (hf_name(name, self.architecture), shape, self.dtype_name(code),
+                   TensorLoader(self, name, shape, code, offset))
 
     @property
     def architecture(self) -> str:

@@ -56,8 +56,8 @@ class _State:
 
     def __init__(self, repo: HubRepo, shards: List[str], sizes: List[int], cached: Dict[int, str],
                  folder: Optional[str], budget: int, bar, keep: bool):
-        self.repo, self.shards, self.sizes, self.folder, self.budget, self.bar = repo, shards, sizes, folder, budget, bar
-        self.keep = keep
+        self.repo, self.shards, self.sizes, self.folder = repo, shards, sizes, folder
+        self.budget, self.bar, self.keep = budget, bar, keep
         self.cond = threading.Condition()
         self.state = [READY if i in cached else WAITING for i in range(len(shards))]
         self.paths: Dict[int, str] = dict(cached)
