@@ -17,6 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from child_env import child_env  # noqa: E402 (benchmarks/: the script's folder)
+
 REPO = Path(__file__).resolve().parents[1]
 HIDDEN, EXPERT_WIDTH = 7168, 2048
 
@@ -57,7 +59,7 @@ print(json.dumps({"cpu_s": cpu, "wall_s": wall,
 
 
 def child(threads, reps):
-    env = dict(os.environ, PYTHONPATH=str(REPO / "python") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = child_env()
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
     out = subprocess.run([sys.executable, "-c", CHILD, str(HIDDEN), str(EXPERT_WIDTH), str(reps)],

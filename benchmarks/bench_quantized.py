@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from child_env import child_env  # noqa: E402 (benchmarks/: the script's folder)
+
 REPO = Path(__file__).resolve().parents[1]
 HIDDEN, MOE_INTER, BLOCK = 7168, 2048, 128
 
@@ -102,7 +104,7 @@ def write_slice(folder: Path, experts: int, seed: int = 0) -> dict:
 
 
 def child(script: str, folder: Path) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(REPO / "python") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = child_env()
     out = subprocess.run([sys.executable, "-c", script, str(folder)], capture_output=True, text=True, env=env)
     if out.returncode:
         raise RuntimeError(f"benchmark child failed:\n{out.stderr}")

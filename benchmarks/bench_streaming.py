@@ -27,6 +27,8 @@ import time
 
 import numpy as np
 
+from child_env import child_env  # noqa: E402 (benchmarks/: the script's folder)
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -143,7 +145,7 @@ print(json.dumps({"core_s": time.perf_counter() - t, "cpu_s": cpu() - c, "bytes"
 
 
 def run_child(code, *args):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(REPO, "python"), os.environ.get("PYTHONPATH", "")]))
+    env = child_env()
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr)

@@ -27,8 +27,9 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
+from child_env import child_env  # noqa: E402 (benchmarks/: the script's folder)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
 
 Shape = Tuple[int, int]  # (rows, cols) of one matrix as stored
 
@@ -94,8 +95,7 @@ print(json.dumps({"cpu_s": best}))
 
 
 def measure(shape: Shape, repeats: int) -> float:
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join([os.path.join(REPO, "python"), os.environ.get("PYTHONPATH", "")]))
+    env = child_env(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     N, M = max(shape), min(shape)
     proc = subprocess.run([sys.executable, "-c", CHILD, str(N), str(M), str(repeats)], capture_output=True,
                           text=True, env=env, check=True)

@@ -16,7 +16,8 @@ from htsr.results.files import MODEL_COLUMNS, RUN_COLUMNS
 from .repos import GGUF_REPO, SHARD_NAMES, SHARDED
 
 pytest.importorskip("huggingface_hub")
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Child processes import the htsr under test: the installed package in CI, the source tree in development.
+HTSR_PATH = os.path.dirname(os.path.dirname(os.path.abspath(htsr.__file__)))
 
 
 def rows(path) -> pd.DataFrame:
@@ -90,7 +91,7 @@ def test_offline_from_a_cache_the_client_filled(hub, tmp_path):
     hub.__exit__(None, None, None)  # the Hub is gone
     ref = tmp_path / "ref.csv"
     htsr.analyze(os.path.join(hub.root, SHARDED)).to_csv(ref, index=False)
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=os.path.join(REPO, "python"))
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=HTSR_PATH)
     out = tmp_path / "offline.csv"
     code = ("import sys, htsr; htsr.analyze(sys.argv[1]).to_csv(sys.argv[2], index=False)")
     subprocess.run([sys.executable, "-c", code, SHARDED, str(out)], env=env, check=True, timeout=300)
@@ -106,7 +107,7 @@ def test_local_paths_never_import_huggingface_hub(hub, tmp_path):
             "htsr.analyze(sys.argv[1]); htsr.describe(sys.argv[1])\n"
             "try:\n    htsr.analyze(sys.argv[2])\nexcept htsr.SourceError as e:\n    print(e)\n"
             "print('imported' if 'huggingface_hub' in sys.modules else 'not imported')\n")
-    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "python"))
+    env = dict(os.environ, PYTHONPATH=HTSR_PATH)
     result = subprocess.run([sys.executable, "-c", code, os.path.join(hub.root, SHARDED), "missing/model.safetensors"],
                             env=env, capture_output=True, text=True, timeout=300, check=True)
     assert result.stdout.strip().splitlines() == ["missing/model.safetensors: no such file or folder", "not imported"]
@@ -119,7 +120,7 @@ def test_resume_offline_from_the_cache_a_kept_run_filled(hub, tmp_path):
     full = pd.read_csv(out)
     full[~full["longname"].isin(["lm_head"])].to_csv(out, index=False)  # as if stopped before the last layer
     hub.__exit__(None, None, None)
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=os.path.join(REPO, "python"))
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=HTSR_PATH)
     # the cached files' fingerprints (their blobs are named by their sha256) match the streamed ones
     result = subprocess.run([sys.executable, "-m", "htsr", "analyze", SHARDED, "--out", str(out), "--resume",
                              "--quiet"], env=env, timeout=300, capture_output=True, text=True)
