@@ -119,7 +119,7 @@ def sort_rows(table: pd.DataFrame, labels: Optional[List[str]] = None) -> pd.Dat
 def integral(table: pd.DataFrame) -> pd.DataFrame:
     """Registered integer columns as int64, or nullable Int64 where failed rows leave gaps."""
     for col in table.columns:
-        if col in BY_NAME and BY_NAME[col].dtype == INT:
+        if col in BY_NAME and BY_NAME[col].dtype == INT and table[col].dtype != "int64":  # int64: nothing to do
             table[col] = table[col].astype("int64" if table[col].notna().all() else "Int64")
     return table
 
