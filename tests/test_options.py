@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import inspect
+import json
 
+import numpy as np
+import pandas as pd
 import pytest
 
 import htsr
 from htsr.options import OPTIONS, PUBLIC, Options
+from htsr.resume import ResumeError
 
 
 def test_options_are_keyword_only_and_unknown_names_are_refused():
@@ -59,8 +63,20 @@ def test_core_keywords_are_accepted_by_the_core():
         htsr.core.analyze_layers([], **opts.to_core())
 
 
-def test_layer_transforms_enter_the_run_record_only_when_set():
-    """Out files written before glorot_fix / fft / conv2d_fft / channels / stacked existed still resume."""
-    assert not {"glorot_fix", "fft", "conv2d_fft", "channels", "stacked"} & set(Options().run_record())
+def test_layer_transforms_are_recorded_and_files_from_before_them_still_resume(tmp_path):
+    """A record lacking glorot_fix / fft / conv2d_fft / channels / stacked (written before they existed) counts
+    them as their defaults: it resumes a default run and refuses a run that sets one."""
     record = Options(fft=True, channels="first").run_record()
     assert record["fft"] is True and record["channels"] == "first"
+    rng = np.random.default_rng(0)
+    model = {f"l{i}.weight": rng.standard_normal((60, 30)) for i in range(4)}
+    out = tmp_path / "d.csv"
+    htsr.analyze(model, out=out)
+    table = pd.read_csv(out).head(2)
+    old = {k: v for k, v in json.loads(table["run_options"].iloc[0]).items()
+           if k not in ("glorot_fix", "fft", "conv2d_fft", "channels", "stacked")}
+    table["run_options"] = json.dumps(old, sort_keys=True)
+    table.to_csv(out, index=False)
+    assert len(htsr.analyze(model, out=out, resume=True)) == 4
+    with pytest.raises(ResumeError, match="fft: False in the file, True now"):
+        htsr.analyze(model, out=out, resume=True, fft=True)

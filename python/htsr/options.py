@@ -363,9 +363,6 @@ class Options:
         """What a resumed run must repeat (the source and analysis options), JSON-ready."""
         run = self.as_dict((SOURCE, ANALYSIS))
         run["layers"] = repr(run["layers"])
-        for name in LAYER_TRANSFORMS:  # left out at their defaults: files written before these options still resume
-            if run[name] == OPTIONS[name].default:
-                del run[name]
         base = run["base_model"]
         if base is not None and not isinstance(base, str):  # an in-memory model: its type stands for it
             run["base_model"] = os.fspath(base) if isinstance(base, os.PathLike) else type(base).__name__
